@@ -1,0 +1,215 @@
+"""Continuation KD objectives L(theta; lambda): lambda = 0 is a smoothed objective, lambda = 1 the target.
+
+Each objective is an ``nn.Module`` computing a loss from student logits, teacher logits and labels at the
+current continuation parameter ``lam`` (set with :meth:`ContinuationObjective.set_lambda`). The family is
+our own formulation after continuation optimisation (Gaussian homotopy, Mobahi and Fisher 2015; curriculum
+learning, Bengio et al. 2009): the Continuation-KD paper's own equations are not available to us.
+
+Conventions follow torchdistill's ``KDLoss``: ``alpha`` weights the cross-entropy on labels and
+``beta`` (default 1 - alpha) the KL term, so at lambda = 1 the KL-based objectives equal ``KDLoss`` with the
+same ``temperature`` and ``alpha`` (Hinton et al.'s Eq. 1 of the Annealing-KD paper with lambda_paper = beta).
+
+To add an objective: subclass :class:`ContinuationObjective` (or :class:`SoftTargetKD`) and add it to
+``OBJECTIVES``; ``ContinuationKDLoss`` in ``plugins`` then accepts it by name.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .annealing import check_max_temperature, get_annealing_function
+from .noise import TeacherNoiseMitigation
+from .schedules import annealing_temperature
+
+__all__ = ['ContinuationObjective', 'LogitAnnealing', 'SoftTargetKD', 'TemperatureContinuation',
+           'TargetContinuation', 'OBJECTIVES', 'build_objective', 'LOGIT_REDUCTIONS']
+
+LOGIT_REDUCTIONS = ('mean', 'batchmean', 'sum')
+
+
+def _check_positive(value, field):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise ValueError(f'{field} must be a finite number > 0, got {value!r}')
+    return float(value)
+
+
+def _check_weight(value, field):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f'{field} must be a number in [0, 1], got {value!r}')
+    return float(value)
+
+
+class ContinuationObjective(nn.Module):
+    """Base of the family: holds the continuation parameter ``lam`` in [0, 1], 0 at construction."""
+
+    def __init__(self):
+        super().__init__()
+        self.lam = 0.0
+
+    def set_lambda(self, lam):
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f'the continuation parameter lambda must lie in [0, 1], got {lam!r}')
+        self.lam = float(lam)
+
+    def state(self):
+        """Current schedule-dependent quantities, for logs."""
+        return {'lambda': self.lam}
+
+    def forward(self, student_logits, teacher_logits, targets=None):
+        raise NotImplementedError
+
+
+class LogitAnnealing(ContinuationObjective):
+    """Annealing-KD's Stage-I loss (Jafari et al. 2021, Eq. 3) as a member of the family.
+
+    L(lambda) = || z_s - Phi(T) * z_t ||^2 with T = tau_max - round(lambda * (tau_max - 1)),
+    so lambda = 0 gives T = tau_max (Phi = 1/tau_max, the softest target) and lambda = 1 gives T = 1
+    (Phi = 1: plain logit matching). ``reduction``: ``mean`` over all elements (the authors' ``F.mse_loss``),
+    ``batchmean`` (the paper's squared norm per sample, averaged over the batch = mean * num_classes) or
+    ``sum``. ``distance='kl'`` replaces the squared error by KL(softmax(Phi z_t) || softmax(z_s)) averaged
+    over the batch (the paper's Table 10 ablation).
+    """
+
+    def __init__(self, max_temperature, annealing='linear', reduction='mean', distance='mse'):
+        super().__init__()
+        self.max_temperature = check_max_temperature(max_temperature)
+        self.annealing = annealing
+        self.annealing_function = get_annealing_function(annealing)
+        if reduction not in LOGIT_REDUCTIONS:
+            raise ValueError(f'reduction must be one of {list(LOGIT_REDUCTIONS)}, got {reduction!r}')
+        if distance not in ('mse', 'kl'):
+            raise ValueError(f"distance must be one of ['kl', 'mse'], got {distance!r}")
+        self.reduction = reduction
+        self.distance = distance
+
+    @property
+    def temperature(self):
+        return annealing_temperature(self.lam, self.max_temperature)
+
+    @property
+    def phi(self):
+        return self.annealing_function(self.temperature, self.max_temperature)
+
+    def state(self):
+        return {'lambda': self.lam, 'T': self.temperature, 'phi': self.phi}
+
+    def forward(self, student_logits, teacher_logits, targets=None):
+        annealed_teacher = teacher_logits.detach() * self.phi
+        if self.distance == 'kl':
+            return F.kl_div(torch.log_softmax(student_logits, dim=1), torch.softmax(annealed_teacher, dim=1),
+                            reduction='batchmean')
+        squared_error = (student_logits - annealed_teacher).pow(2)
+        if self.reduction == 'mean':
+            return squared_error.mean()
+        if self.reduction == 'batchmean':
+            return squared_error.sum() / student_logits.shape[0]
+        return squared_error.sum()
+
+
+class SoftTargetKD(ContinuationObjective):
+    """Vanilla KD (Hinton et al. 2015) with optional teacher-noise mitigation; the base of the KL objectives.
+
+    L = mean_i [ alpha * CE(y_i, z_s,i) + beta * T^2 * KL(softmax(z_t,i / T) || softmax(z_s,i / T)) ],
+    beta = 1 - alpha unless given. Subclasses make T or alpha depend on lambda; here only the noise
+    mitigation strength does (when ``noise_mitigation`` is set), so lambda = 0 is vanilla KD.
+    """
+
+    def __init__(self, temperature, alpha, beta=None, noise_mitigation=None):
+        super().__init__()
+        self.target_temperature = _check_positive(temperature, 'temperature')
+        self.target_alpha = _check_weight(alpha, 'alpha')
+        self.beta = None if beta is None else _check_weight(beta, 'beta')
+        if isinstance(noise_mitigation, dict):
+            noise_mitigation = TeacherNoiseMitigation(**noise_mitigation)
+        self.noise_mitigation = noise_mitigation
+
+    def temperature_at(self, lam):
+        return self.target_temperature
+
+    def alpha_at(self, lam):
+        return self.target_alpha
+
+    def state(self):
+        state = {'lambda': self.lam, 'T': self.temperature_at(self.lam), 'alpha': self.alpha_at(self.lam)}
+        if self.noise_mitigation is not None:
+            state['noise_strength'] = self.noise_mitigation.strength(self.lam)
+        return state
+
+    def forward(self, student_logits, teacher_logits, targets=None):
+        temperature = self.temperature_at(self.lam)
+        alpha = self.alpha_at(self.lam)
+        beta = 1.0 - alpha if self.beta is None else self.beta
+        teacher_logits = teacher_logits.detach()
+        log_student = torch.log_softmax(student_logits / temperature, dim=1)
+        soft_targets = torch.softmax(teacher_logits / temperature, dim=1)
+        kd_weight, label_weight = 1.0, 0.0
+        if self.noise_mitigation is not None:
+            soft_targets, kd_weight, label_weight = \
+                self.noise_mitigation.apply(soft_targets, teacher_logits, targets, self.lam)
+        kl = F.kl_div(log_student, soft_targets, reduction='none').sum(dim=1)
+        per_sample = beta * temperature ** 2 * kl * kd_weight
+        hard_weight = alpha + beta * label_weight
+        if isinstance(hard_weight, torch.Tensor) or hard_weight > 0:
+            if targets is None:
+                raise ValueError('alpha > 0 needs the hard labels (targets) of each batch')
+            per_sample = per_sample + hard_weight * F.cross_entropy(student_logits, targets, reduction='none')
+        return per_sample.mean()
+
+
+class TemperatureContinuation(SoftTargetKD):
+    """Temperature continuation: KD whose temperature falls from ``max_temperature`` to ``temperature``.
+
+    T(lambda) = T_max + lambda * (T - T_max), in the KL term and its T(lambda)^2 gradient scaling; a high
+    temperature flattens both distributions and smooths the objective (our formulation, after temperature
+    schedules in KD and Gaussian homotopy). lambda = 1 is vanilla KD at ``temperature``.
+    """
+
+    def __init__(self, temperature, alpha, max_temperature, beta=None, noise_mitigation=None):
+        super().__init__(temperature, alpha, beta=beta, noise_mitigation=noise_mitigation)
+        self.max_temperature = _check_positive(max_temperature, 'max_temperature')
+        if self.max_temperature < self.target_temperature:
+            raise ValueError(f'max_temperature ({max_temperature}) must be >= temperature ({temperature})')
+
+    def temperature_at(self, lam):
+        return self.max_temperature + lam * (self.target_temperature - self.max_temperature)
+
+
+class TargetContinuation(SoftTargetKD):
+    """Target continuation: the weight on the hard label moves from 0 or 1 to ``alpha``.
+
+    alpha(lambda) = alpha_0 + lambda * (alpha - alpha_0), beta(lambda) = 1 - alpha(lambda).
+    ``direction='teacher_to_label'`` (alpha_0 = 0) starts on the teacher's soft output alone and moves toward
+    the label, as BAM's teacher annealing (Clark et al. 2019); ``'label_to_teacher'`` (alpha_0 = 1) starts on
+    the labels alone. lambda = 1 is vanilla KD with ``alpha`` (our formulation).
+    """
+
+    DIRECTIONS = {'teacher_to_label': 0.0, 'label_to_teacher': 1.0}
+
+    def __init__(self, temperature, alpha, direction='teacher_to_label', noise_mitigation=None):
+        super().__init__(temperature, alpha, beta=None, noise_mitigation=noise_mitigation)
+        if direction not in self.DIRECTIONS:
+            raise ValueError(f'direction must be one of {sorted(self.DIRECTIONS)}, got {direction!r}')
+        self.direction = direction
+        self.initial_alpha = self.DIRECTIONS[direction]
+
+    def alpha_at(self, lam):
+        return self.initial_alpha + lam * (self.target_alpha - self.initial_alpha)
+
+
+OBJECTIVES = {
+    'logit_annealing': LogitAnnealing,
+    'kd': SoftTargetKD,
+    'temperature': TemperatureContinuation,
+    'target': TargetContinuation,
+}
+
+
+def build_objective(name, **kwargs):
+    """Builds the objective registered as ``name`` in ``OBJECTIVES``; errors name the field and the choices."""
+    if name not in OBJECTIVES:
+        raise ValueError(f'objective must be one of {sorted(OBJECTIVES)}, got {name!r}')
+    try:
+        return OBJECTIVES[name](**kwargs)
+    except TypeError as error:
+        raise ValueError(f'objective {name!r}: {error}') from error

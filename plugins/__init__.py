@@ -1,0 +1,8 @@
+"""torchdistill plugins for Annealing-KD and Continuation-KD.
+
+``import plugins`` (or ``dependencies: ['plugins']`` in a torchdistill YAML config) registers every loss,
+loss wrapper, epoch hook, model and dataset below; it never replaces a key torchdistill already has.
+"""
+from . import datasets, hooks, losses, models
+from .losses import AnnealedTeacherLossWrapper, AnnealingKDLoss, ContinuationKDLoss
+

@@ -1,0 +1,2 @@
+"""Datasets for the configs in yaml_configs/ (built with torchdistill's ``!import_call``)."""
+from . import digits

@@ -1,0 +1,97 @@
+"""Evaluation metrics and the evaluation loop used by the runner."""
+import torch
+import torch.distributed as dist
+import torchdistill.core.interfaces.forward_proc  # noqa: F401  (registers the forward functions)
+from torchdistill.core.interfaces.registry import get_forward_proc_func
+
+__all__ = ['Metric', 'METRICS', 'register_metric', 'get_metric', 'evaluate', 'model_logits', 'to_device']
+
+
+class Metric:
+    """A metric over a whole split: ``compute(outputs, targets) -> dict``; ``primary`` selects checkpoints."""
+
+    def __init__(self, name, compute, primary, higher_is_better=True):
+        self.name, self.compute, self.primary, self.higher_is_better = name, compute, primary, higher_is_better
+
+    def is_better(self, value, best):
+        return best is None or (value > best if self.higher_is_better else value < best)
+
+
+METRICS = {}
+
+
+def register_metric(name, primary, higher_is_better=True):
+    """Decorator: registers ``compute(outputs, targets) -> dict`` as metric ``name``; refuses duplicates."""
+    def decorate(compute):
+        if name in METRICS:
+            raise KeyError(f'metric {name!r} is already registered')
+        METRICS[name] = Metric(name, compute, primary, higher_is_better)
+        return compute
+    return decorate
+
+
+def get_metric(name):
+    if name not in METRICS:
+        raise ValueError(f'evaluation.metric must be one of {sorted(METRICS)}, got {name!r}')
+    return METRICS[name]
+
+
+@register_metric('accuracy', primary='accuracy')
+def accuracy(outputs, targets):
+    """Top-1 accuracy in percent."""
+    return {'accuracy': 100.0 * (outputs.argmax(dim=1) == targets).float().mean().item()}
+
+
+@register_metric('mse', primary='mse', higher_is_better=False)
+def mean_squared_error(outputs, targets):
+    """Mean squared error of a single-output regression."""
+    return {'mse': torch.mean((outputs.reshape(-1).float() - targets.reshape(-1).float()) ** 2).item()}
+
+
+def to_device(batch, device):
+    """Moves a tensor, or the tensors inside a dict / list / tuple, to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return type(batch)((key, to_device(value, device)) for key, value in batch.items())
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
+
+
+def model_logits(output):
+    """The logits of a model output: a tensor, a Hugging Face ``ModelOutput`` or a tuple led by the logits."""
+    if hasattr(output, 'logits'):
+        return output.logits
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    return output
+
+
+def _gather(tensor):
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, tensor.cpu())
+    return torch.cat(gathered)
+
+
+@torch.inference_mode()
+def evaluate(model, data_loader, device, metric, forward_proc=None):
+    """Runs ``model`` over ``data_loader`` and returns ``metric`` over the whole split.
+
+    Under torch.distributed each rank evaluates the shard its sampler gives it and the outputs are
+    gathered, so every rank returns the same figures.
+    """
+    forward = get_forward_proc_func(forward_proc or 'forward_batch_only')
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    for batch in data_loader:
+        sample_batch, target = batch[0], batch[1]
+        sample_batch, target = to_device(sample_batch, device), to_device(target, device)
+        outputs.append(model_logits(forward(model, sample_batch, target, None)).float().cpu())
+        targets.append(target.cpu())
+    model.train(was_training)
+    all_outputs, all_targets = _gather(torch.cat(outputs)), _gather(torch.cat(targets))
+    return metric.compute(all_outputs, all_targets)

@@ -1,0 +1,2 @@
+"""Models registered into torchdistill's model registry."""
+from . import mlp

@@ -1,0 +1,36 @@
+"""Registration that only ever extends torchdistill's registries.
+
+torchdistill's ``register_*`` decorators silently overwrite an existing key. Ours refuse a key that is
+already taken, so importing ``plugins`` can never change what an existing config means.
+"""
+from torchdistill.core.interfaces.registry import PRE_EPOCH_PROC_FUNC_DICT, register_pre_epoch_proc_func
+from torchdistill.datasets.registry import DATASET_DICT, DATASET_WRAPPER_DICT, register_dataset, \
+    register_dataset_wrapper
+from torchdistill.losses.registry import LOSS_DICT, LOSS_WRAPPER_DICT, MIDDLE_LEVEL_LOSS_DICT, \
+    register_loss_wrapper, register_mid_level_loss
+from torchdistill.models.registry import MODEL_DICT, register_model
+
+__all__ = ['register_new_mid_level_loss', 'register_new_loss_wrapper', 'register_new_model',
+           'register_new_pre_epoch_proc_func', 'register_new_dataset', 'register_new_dataset_wrapper']
+
+
+def _refusing(register, *registries):
+    def decorator_factory(arg=None, key=None):
+        def decorate(obj):
+            name = key or obj.__name__
+            for registry in registries:
+                existing = registry.get(name)
+                if existing is not None and existing is not obj:
+                    raise KeyError(f'{name!r} is already registered in torchdistill by {existing!r}; '
+                                   f'refusing to overwrite it')
+            return register(obj) if key is None else register(key=key)(obj)
+        return decorate(arg) if callable(arg) else decorate
+    return decorator_factory
+
+
+register_new_mid_level_loss = _refusing(register_mid_level_loss, MIDDLE_LEVEL_LOSS_DICT, LOSS_DICT)
+register_new_loss_wrapper = _refusing(register_loss_wrapper, LOSS_WRAPPER_DICT)
+register_new_model = _refusing(register_model, MODEL_DICT)
+register_new_pre_epoch_proc_func = _refusing(register_pre_epoch_proc_func, PRE_EPOCH_PROC_FUNC_DICT)
+register_new_dataset = _refusing(register_dataset, DATASET_DICT)
+register_new_dataset_wrapper = _refusing(register_dataset_wrapper, DATASET_WRAPPER_DICT)

@@ -1,0 +1,250 @@
+"""Trains any torchdistill YAML config: ``python -m plugins.runner --config CONFIG.yaml``.
+
+torchdistill's example scripts are not part of its pip package, so this is the project's runner. It loads
+the teacher from its checkpoint (train a teacher by running its own, teacher-less config), trains the
+student stage by stage with torchdistill's (MultiStages)DistillationBox or TrainingBox, validates every
+epoch, keeps the best checkpoint of each stage on the validation split and, as Annealing-KD's Algorithm 1
+requires, reloads the best checkpoint of a stage before the next stage starts. The best checkpoint of the
+last stage is evaluated once on the test split. Works under ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+
+Outputs in ``--output-dir``: ``student_best.pt`` (torchdistill checkpoint format), ``result.json`` (metrics,
+per-epoch history with the schedule's T / Phi / lambda) and ``train.log``; every file is written atomically.
+"""
+import argparse
+import copy
+import logging
+import os
+import resource
+import sys
+import time
+
+import torch
+from torchdistill.common import yaml_util
+from torchdistill.common.constant import def_logger
+from torchdistill.common.main_util import import_dependencies, load_ckpt, set_seed
+from torchdistill.core.distillation import get_distillation_box
+from torchdistill.core.training import get_training_box
+from torchdistill.misc.log import set_basic_log_config, setup_log_file
+from torchdistill.models.registry import get_model
+from tqdm import tqdm
+
+from . import distributed as dist_util
+from .checkpoint import atomic_torch_save, atomic_write_json
+from .config_checks import ConfigError, check_config, uses_teacher
+from .evaluation import evaluate, get_metric, to_device
+from .losses.scheduled import find_scheduled_losses
+
+logger = def_logger.getChild(__name__)
+
+__all__ = ['load_config', 'apply_overrides', 'build_model', 'train_config', 'run_config', 'main']
+
+
+def load_config(path):
+    """Loads a torchdistill YAML config (custom tags included) after importing its ``dependencies``."""
+    if not os.path.isfile(path):
+        raise ConfigError(f'--config: no file at {path!r}')
+    import plugins  # noqa: F401  (configs may name our keys without listing the dependency)
+    config = yaml_util.load_yaml_file(os.path.expanduser(path))
+    import_dependencies(config.get('dependencies', None))
+    return config
+
+
+def apply_overrides(config, overrides):
+    """Sets dotted keys, e.g. ``{'train.stage1.num_epochs': 5}``; every key must already exist."""
+    config = copy.copy(config)
+    for dotted_key, value in (overrides or {}).items():
+        node, keys = config, dotted_key.split('.')
+        for key in keys[:-1]:
+            if not isinstance(node, dict) or key not in node:
+                raise ConfigError(f'override {dotted_key!r}: {key!r} is not in the config')
+            node = node[key]
+        if not isinstance(node, dict) or keys[-1] not in node:
+            raise ConfigError(f'override {dotted_key!r}: {keys[-1]!r} is not in the config')
+        node[keys[-1]] = value
+    return config
+
+
+def build_model(model_config, device, ckpt=None):
+    """A model from torchdistill's registry (``key`` + ``kwargs``), with ``src_ckpt`` (or ``ckpt``) loaded."""
+    model = get_model(model_config['key'], model_config.get('repo_or_dir'), **(model_config.get('kwargs') or {}))
+    ckpt = ckpt or model_config.get('src_ckpt')
+    if ckpt is not None:
+        load_ckpt(os.path.expanduser(ckpt), model=model, strict=True)
+    return model.to(device)
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, 'module') else model
+
+
+def _box_model(box):
+    return box.student_model if hasattr(box, 'student_model') else box.model
+
+
+def _train_one_epoch(box, device, epoch, show_progress):
+    total_loss, num_samples, start = 0.0, 0, time.perf_counter()
+    batches = tqdm(box.train_data_loader, desc=f'epoch {epoch}', leave=False, disable=not show_progress)
+    for sample_batch, targets, supp_dict in batches:
+        sample_batch, targets = to_device(sample_batch, device), to_device(targets, device)
+        loss = box.forward_process(sample_batch, targets, supp_dict)
+        box.post_forward_process(loss=loss)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f'the training loss became {loss.item()} at epoch {epoch}')
+        batch_size = len(targets)
+        total_loss += loss.item() * batch_size
+        num_samples += batch_size
+        batches.set_postfix(loss=f'{loss.item():.4f}')
+    return total_loss / max(num_samples, 1), num_samples, time.perf_counter() - start
+
+
+def _peak_memory_mb(device):
+    if device.type == 'cuda':
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_config(config, device='cpu', seed=0, output_dir='runs/default', teacher_ckpt=None, show_progress=None):
+    """Trains ``config`` (a loaded dict) and returns the result dict also written to ``result.json``."""
+    device = torch.device(device)
+    distributed, world_size, device_ids, device = dist_util.init_distributed(device)
+    stages = check_config(config, teacher_ckpt=teacher_ckpt)
+    main_process = dist_util.is_main_process()
+    show_progress = (sys.stderr.isatty() if show_progress is None else show_progress) and main_process
+    set_seed(seed)
+    if device.type == 'cpu':
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    metric = get_metric(config.get('evaluation', {}).get('metric', 'accuracy'))
+    models = config['models']
+    student_config = models.get('student_model', models.get('model'))
+    student = build_model(student_config, device)
+    teacher = build_model(models['teacher_model'], device, ckpt=teacher_ckpt) \
+        if any(uses_teacher(criterion) for _, _, criterion in stages) else None
+    if teacher is not None:
+        teacher.eval()
+    eval_forward = (config['train'].get('student') or stages[0][1].get('student') or {}).get('forward_proc')
+    train_cfg = copy.deepcopy(config['train'])
+    box = get_distillation_box(teacher, student, config['datasets'], train_cfg, device, device_ids, distributed, 1) \
+        if teacher is not None else \
+        get_training_box(student, config['datasets'], train_cfg, device, device_ids, distributed, 1)
+    os.makedirs(output_dir, exist_ok=True)
+    history, stage_results = [], []
+    stage_number, best, best_epoch = 1, None, None
+    stage_ckpt = os.path.join(output_dir, 'stage1_best.pt')
+    train_samples, train_seconds, start = 0, 0.0, time.perf_counter()
+    for epoch in range(box.num_epochs):
+        dist_util.wrap_student_for_cpu(box, distributed)
+        box.pre_epoch_process(epoch=epoch)
+        schedule = {type(loss).__name__: loss.state() for loss in find_scheduled_losses(box.criterion)}
+        train_loss, samples, seconds = _train_one_epoch(box, device, epoch, show_progress)
+        train_samples, train_seconds = train_samples + samples * world_size, train_seconds + seconds
+        val = evaluate(student, box.val_data_loader, device, metric, eval_forward)
+        improved = metric.is_better(val[metric.primary], best)
+        if improved:
+            best, best_epoch = val[metric.primary], epoch
+            if main_process:
+                atomic_torch_save({'model': _unwrap(student).state_dict(), 'best_value': best, 'epoch': epoch},
+                                  stage_ckpt)
+        history.append({'epoch': epoch, 'stage': stage_number, 'train_loss': train_loss, 'val': val,
+                        'schedule': schedule, 'lr': box.optimizer.param_groups[0]['lr']})
+        logger.info('Epoch %d stage %d: train loss %.5f, val %s%s', epoch, stage_number, train_loss,
+                    {k: round(v, 4) for k, v in val.items()}, ' (best)' if improved else '')
+        box.post_epoch_process()
+        if getattr(box, 'stage_number', 1) != stage_number:
+            stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
+            dist_util.barrier()
+            load_ckpt(stage_ckpt, model=_unwrap(student), strict=True)
+            logger.info('Stage %d done: reloaded its best checkpoint (epoch %d, val %s %.4f)',
+                        stage_number, best_epoch, metric.primary, best)
+            stage_number, best, best_epoch = box.stage_number, None, None
+            stage_ckpt = os.path.join(output_dir, f'stage{stage_number}_best.pt')
+    stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
+    dist_util.barrier()
+    load_ckpt(stage_ckpt, model=_unwrap(student), strict=True)
+    wall_time = time.perf_counter() - start
+    box.clean_modules()
+    test_loader = _test_loader(config, distributed)
+    test = evaluate(student, test_loader, device, metric, eval_forward)
+    result = {
+        'metric': metric.primary, 'higher_is_better': metric.higher_is_better, 'seed': seed,
+        'best_val': best, 'test': test, 'stages': stage_results, 'history': history,
+        'epochs': box.num_epochs, 'world_size': world_size, 'wall_time_s': wall_time,
+        'train_samples_per_s': train_samples / train_seconds if train_seconds > 0 else None,
+        'peak_memory_mb': _peak_memory_mb(device),
+        'student_params': sum(p.numel() for p in _unwrap(student).parameters()),
+        'teacher_params': None if teacher is None else sum(p.numel() for p in teacher.parameters()),
+    }
+    if main_process:
+        atomic_torch_save({'model': _unwrap(student).state_dict(), 'best_value': best},
+                          os.path.join(output_dir, 'student_best.pt'))
+        atomic_write_json(os.path.join(output_dir, 'result.json'), result)
+    logger.info('Test %s', {k: round(v, 4) for k, v in test.items()})
+    return result
+
+
+def _test_loader(config, distributed):
+    from torchdistill.datasets.util import build_data_loader
+    loader_config = config['test']['test_data_loader']
+    return build_data_loader(config['datasets'][loader_config['dataset_id']], loader_config, distributed)
+
+
+def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=None, overrides=None,
+               show_progress=None, log_file=None):
+    """Loads, checks and trains the config at ``config_path``; see :func:`train_config`."""
+    config = apply_overrides(load_config(config_path), overrides)
+    if output_dir is None:
+        output_dir = os.path.join('runs', os.path.splitext(os.path.basename(config_path))[0], f'seed{seed}')
+    log_file = log_file or os.path.join(output_dir, 'train.log')
+    dist_util.init_distributed(torch.device(device))
+    if dist_util.is_main_process():
+        os.makedirs(output_dir, exist_ok=True)
+        setup_log_file(log_file)
+    return train_config(config, device=device, seed=seed, output_dir=output_dir, teacher_ckpt=teacher_ckpt,
+                        show_progress=show_progress)
+
+
+def _parse_value(text):
+    import yaml
+    return yaml.safe_load(text)
+
+
+def get_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--config', required=True, help='torchdistill YAML config')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (default: cpu)")
+    parser.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
+    parser.add_argument('--output-dir', help='where checkpoints, result.json and train.log go '
+                                             '(default: runs/<config name>/seed<seed>)')
+    parser.add_argument('--teacher-ckpt', help="teacher checkpoint; overrides models.teacher_model.src_ckpt")
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='override an existing config value, e.g. --set train.stage1.num_epochs=5')
+    parser.add_argument('--log-file', help='log file (default: <output-dir>/train.log)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = get_args(argv)
+    set_basic_log_config()
+    def_logger.setLevel(logging.INFO)
+    if args.device not in ('cpu', 'cuda') and not args.device.startswith('cuda:'):
+        raise SystemExit(f"--device must be 'cpu' or 'cuda', got {args.device!r}")
+    overrides = {}
+    for item in args.set:
+        if '=' not in item:
+            raise SystemExit(f'--set expects KEY=VALUE, got {item!r}')
+        key, value = item.split('=', 1)
+        overrides[key] = _parse_value(value)
+    try:
+        result = run_config(args.config, device=args.device, seed=args.seed, output_dir=args.output_dir,
+                            teacher_ckpt=args.teacher_ckpt, overrides=overrides, log_file=args.log_file)
+    except ConfigError as error:
+        raise SystemExit(f'config error: {error}')
+    finally:
+        dist_util.cleanup()
+    if dist_util.is_main_process():
+        print(f"test {result['metric']}: {result['test'][result['metric']]:.4f} "
+              f"(best validation {result['best_val']:.4f})")
+
+
+if __name__ == '__main__':
+    main()
