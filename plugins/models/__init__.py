@@ -1,2 +1,3 @@
 """Models registered into torchdistill's model registry."""
 from . import mlp
+from . import cifar
