@@ -8,10 +8,12 @@ from torchdistill.datasets.registry import DATASET_DICT, DATASET_WRAPPER_DICT, r
     register_dataset_wrapper
 from torchdistill.losses.registry import LOSS_DICT, LOSS_WRAPPER_DICT, MIDDLE_LEVEL_LOSS_DICT, \
     register_loss_wrapper, register_mid_level_loss
-from torchdistill.models.registry import MODEL_DICT, register_model
+from torchdistill.models.registry import AUXILIARY_MODEL_WRAPPER_DICT, MODEL_DICT, register_auxiliary_model_wrapper, \
+    register_model
 
 __all__ = ['register_new_mid_level_loss', 'register_new_loss_wrapper', 'register_new_model',
-           'register_new_pre_epoch_proc_func', 'register_new_dataset', 'register_new_dataset_wrapper']
+           'register_new_pre_epoch_proc_func', 'register_new_dataset', 'register_new_dataset_wrapper',
+           'register_new_auxiliary_model_wrapper']
 
 
 def _refusing(register, *registries):
@@ -34,3 +36,4 @@ register_new_model = _refusing(register_model, MODEL_DICT)
 register_new_pre_epoch_proc_func = _refusing(register_pre_epoch_proc_func, PRE_EPOCH_PROC_FUNC_DICT)
 register_new_dataset = _refusing(register_dataset, DATASET_DICT)
 register_new_dataset_wrapper = _refusing(register_dataset_wrapper, DATASET_WRAPPER_DICT)
+register_new_auxiliary_model_wrapper = _refusing(register_auxiliary_model_wrapper, AUXILIARY_MODEL_WRAPPER_DICT)
