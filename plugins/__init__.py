@@ -4,5 +4,6 @@
 loss wrapper, epoch hook, model and dataset below; it never replaces a key torchdistill already has.
 """
 from . import datasets, hooks, losses, models
+from . import caching  # teacher-output cache (dataset + teacher wrappers), idle-teacher release
 from .losses import AnnealedTeacherLossWrapper, AnnealingKDLoss, ContinuationKDLoss
 

@@ -1,0 +1,88 @@
+"""The runner's ``teacher_cache:`` section: one switch that declares the cache in every stage that reads the teacher."""
+import copy
+
+from ..config_checks import ConfigError, uses_teacher
+from .dataset import TeacherCacheDatasetWrapper
+from .teacher import CACHE_MODES, CachedTeacherWrapper
+
+__all__ = ['TEACHER_CACHE_DEFAULTS', 'teacher_cache_settings', 'apply_teacher_cache']
+
+TEACHER_CACHE_DEFAULTS = {'mode': 'off', 'cache_dir': None, 'max_memory_mb': 1024}
+
+
+def teacher_cache_settings(section):
+    """The ``teacher_cache`` section with every field present (so ``--set teacher_cache.mode=auto`` works).
+
+    ``mode``: ``off`` (default), ``auto``, ``memory`` or ``disk``; ``cache_dir``: where disk caches live
+    (default ``~/.cache/annealing-continuation-kd/teacher-outputs``); ``max_memory_mb``: the ``auto`` threshold.
+    """
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f'teacher_cache must be a mapping with fields {sorted(TEACHER_CACHE_DEFAULTS)}, '
+                          f'got {section!r}')
+    unknown = sorted(set(section) - set(TEACHER_CACHE_DEFAULTS))
+    if unknown:
+        raise ConfigError(f'teacher_cache: unknown field(s) {unknown}; accepted: {sorted(TEACHER_CACHE_DEFAULTS)}')
+    settings = dict(TEACHER_CACHE_DEFAULTS, **section)
+    if settings['mode'] not in ('off',) + CACHE_MODES:
+        raise ConfigError(f"teacher_cache.mode must be one of {['off', *CACHE_MODES]}, got {settings['mode']!r}")
+    max_mb = settings['max_memory_mb']
+    if isinstance(max_mb, bool) or not isinstance(max_mb, (int, float)) or max_mb < 0:
+        raise ConfigError(f'teacher_cache.max_memory_mb must be a number >= 0, got {max_mb!r}')
+    if settings['cache_dir'] is not None and not isinstance(settings['cache_dir'], str):
+        raise ConfigError(f"teacher_cache.cache_dir must be a directory path or null, got {settings['cache_dir']!r}")
+    return settings
+
+
+def _enable_in_stage(field, stage, loader, settings):
+    teacher = stage.setdefault('teacher', {})
+    if teacher.get('auxiliary_model_wrapper'):
+        raise ConfigError(f'{field}.teacher.auxiliary_model_wrapper is already set; teacher_cache needs it for '
+                          f'CachedTeacherWrapper (set teacher_cache.mode: off, or declare the cache yourself)')
+    if teacher.get('forward_hook'):
+        raise ConfigError(f'{field}.teacher.forward_hook is set: teacher_cache caches only the output of the whole '
+                          f"teacher (io_dict path '.'); set teacher_cache.mode: off")
+    if teacher.get('requires_grad', True) is not False:
+        raise ConfigError(f'{field}.teacher.requires_grad must be false for teacher_cache: a teacher that trains '
+                          f'changes its outputs')
+    wrapper = loader.get('dataset_wrapper')
+    if wrapper and wrapper.get('key') != TeacherCacheDatasetWrapper.__name__:
+        raise ConfigError(f"{field}.train_data_loader.dataset_wrapper is already {wrapper.get('key')!r}; "
+                          f'teacher_cache needs {TeacherCacheDatasetWrapper.__name__}')
+    loader['dataset_wrapper'] = {'key': TeacherCacheDatasetWrapper.__name__, 'kwargs': {}}
+    stage['train_data_loader'] = loader
+    kwargs = {key: settings[key] for key in ('mode', 'cache_dir', 'max_memory_mb')}
+    teacher['auxiliary_model_wrapper'] = {
+        'key': CachedTeacherWrapper.__name__,
+        'kwargs': dict(kwargs, forward_proc=teacher.get('forward_proc') or 'forward_batch_only')}
+    teacher['forward_proc'] = 'forward_all'  # the box passes (sample_batch, targets, supp_dict) to the wrapper
+
+
+def apply_teacher_cache(config, stages):
+    """A copy of ``config`` whose stages that read the teacher (``stages`` from :func:`check_config`) use the cache.
+
+    Each such stage gets ``TeacherCacheDatasetWrapper`` on its training loader (a stage that inherits the loader
+    gets a copy of it) and ``CachedTeacherWrapper`` as the teacher's auxiliary model wrapper. Stages whose
+    criterion ignores the teacher keep (or get back) the plain loader.
+    """
+    settings = teacher_cache_settings(config.get('teacher_cache'))
+    if settings['mode'] == 'off':
+        return config
+    config = dict(config, train=copy.deepcopy(config['train']))
+    loader, inherited_wrapped = None, False
+    for field, _, criterion in stages:
+        stage = config['train'] if field == 'train' else config['train'][field.split('.', 1)[1]]
+        own_loader = bool(stage.get('train_data_loader'))
+        if own_loader:
+            loader = stage['train_data_loader']
+        if uses_teacher(criterion):
+            _enable_in_stage(field, stage, copy.deepcopy(loader), settings)
+            inherited_wrapped = True
+        elif not own_loader and inherited_wrapped and loader is not None:
+            # e.g. Annealing-KD's Stage II: its own copy of the plain loader, so it does not hash samples for nothing
+            stage['train_data_loader'] = copy.deepcopy(loader)
+            inherited_wrapped = False
+        else:
+            inherited_wrapped = False if own_loader else inherited_wrapped
+    return config

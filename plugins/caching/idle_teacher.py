@@ -1,0 +1,39 @@
+"""Stages whose criterion ignores the teacher (Annealing-KD's Stage II) should not pay for it at all.
+
+torchdistill's ``DistillationBox.forward_process`` runs the teacher on every step whatever the criterion, and
+``wrap_model`` puts the teacher on the training device at every stage set-up.
+"""
+import torch
+from torchdistill.common.constant import def_logger
+from torchdistill.models.wrapper import AuxiliaryModelWrapper
+
+from ..config_checks import uses_teacher
+
+logger = def_logger.getChild(__name__)
+
+__all__ = ['release_idle_teacher', 'skip_teacher_forward']
+
+
+def skip_teacher_forward(model, sample_batch, targets=None, supp_dict=None, **kwargs):
+    """A teacher forward_proc that does not run the teacher (its io_dict output is None)."""
+    return None
+
+
+def release_idle_teacher(box):
+    """When the box's current criterion never reads the teacher: skip its forward pass and move it to the CPU.
+
+    Call after the box is built and after every stage change (the next stage's set-up restores the teacher's
+    forward_proc and device when it needs them). Returns True when the teacher was released. A teacher wrapped
+    in an auxiliary model wrapper with its own ``secondary_forward`` is left alone (it may need the outputs).
+    """
+    teacher = getattr(box, 'teacher_model', None)
+    if teacher is None or uses_teacher(box.criterion):
+        return False
+    if isinstance(teacher, AuxiliaryModelWrapper) and \
+            type(teacher).secondary_forward is not AuxiliaryModelWrapper.secondary_forward:
+        return False
+    box.teacher_forward_proc = skip_teacher_forward
+    teacher.to(torch.device('cpu'))
+    logger.info('The criterion of this stage does not read the teacher: its forward pass is skipped and it is '
+                'kept on the CPU')
+    return True

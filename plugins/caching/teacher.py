@@ -1,0 +1,224 @@
+"""The teacher side of teacher-output caching: a torchdistill auxiliary model wrapper that serves cached outputs.
+
+torchdistill 1.1.5 has no teacher-output cache (its source has no ``cache_output`` option any more; the
+0.x ``CacheableDataset`` is gone), so this wrapper provides one the torchdistill way: it is declared under a
+stage's ``teacher.auxiliary_model_wrapper`` and reads the sample indices and keys that
+:class:`TeacherCacheDatasetWrapper` puts in ``supp_dict``.
+"""
+import importlib
+import json
+import os
+from collections.abc import Mapping
+
+import torch
+from torchdistill.common.constant import def_logger
+from torchdistill.core.interfaces.registry import get_forward_proc_func
+from torchdistill.models.wrapper import AuxiliaryModelWrapper
+
+from ..registry import register_new_auxiliary_model_wrapper
+from .fingerprint import module_fingerprint, tensor_versions
+from .store import DiskStore, MemoryStore, OutputSpec
+
+logger = def_logger.getChild(__name__)
+
+__all__ = ['CachedTeacherWrapper', 'CACHE_MODES', 'default_cache_dir']
+
+CACHE_MODES = ('auto', 'memory', 'disk')
+
+
+def default_cache_dir():
+    """``$XDG_CACHE_HOME/annealing-continuation-kd/teacher-outputs`` (``~/.cache/...`` by default)."""
+    root = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return os.path.join(root, 'annealing-continuation-kd', 'teacher-outputs')
+
+
+def _flatten(output):
+    """[(field, tensor)] of a teacher output: a tensor, or a mapping of tensors (e.g. a transformers ModelOutput)."""
+    if isinstance(output, torch.Tensor):
+        return [('', output)]
+    if isinstance(output, Mapping) and all(isinstance(v, torch.Tensor) for v in output.values()):
+        return sorted(output.items())
+    return None
+
+
+def _rebuild(output_type, names, tensors):
+    if output_type is torch.Tensor:
+        return tensors[0]
+    return output_type(**dict(zip(names, tensors)))
+
+
+def _type_path(output_type):
+    return f'{output_type.__module__}:{output_type.__qualname__}'
+
+
+def _import_type(path):
+    module_name, _, qualname = path.partition(':')
+    obj = importlib.import_module(module_name)
+    for part in qualname.split('.'):
+        obj = getattr(obj, part)
+    return obj
+
+
+@register_new_auxiliary_model_wrapper
+class CachedTeacherWrapper(AuxiliaryModelWrapper):
+    """Runs the teacher once per sample and serves its output from a cache afterwards; exact, or not used.
+
+    On a batch whose every sample has a valid row (same index, same sample key, same teacher weights) the
+    teacher does not run at all and the cached output (bit-identical to what the teacher returned for that
+    sample) is returned; otherwise the teacher runs on the batch and its rows are (re)written. The cache is
+    keyed by the teacher's weights (a digest, re-taken whenever a parameter or buffer changes in place), the
+    dataset (class, length, transforms) and every sample's content, so a change of teacher, data or transform
+    is never served stale. ``mode``: ``memory`` (tensors on the outputs' device), ``disk`` (``.npy`` memory
+    maps under ``cache_dir``, reused by later runs with the same teacher and data) or ``auto`` (memory when
+    the whole cache fits in ``max_memory_mb``, disk otherwise). Caching is skipped, with one warning, when it
+    cannot be exact: a teacher in training mode or with gradients, forward hooks on teacher modules (only the
+    model's own output, io_dict path '.', is cached), outputs that are not per-sample tensors, or batches
+    without the cache fields (no :class:`TeacherCacheDatasetWrapper`, or a random training transform).
+
+    The box calls this wrapper with ``forward_all`` (``model(sample_batch, targets, supp_dict)``); the real
+    teacher is called with ``forward_proc`` (default ``forward_batch_only``). Losses read the output as usual
+    from ``teacher_io_dict['.']['output']``. The runner's top-level ``teacher_cache:`` sets all this up.
+
+    .. code-block:: yaml
+
+        stage1:
+          train_data_loader:
+            dataset_id: 'digits/train'
+            dataset_wrapper: {key: 'TeacherCacheDatasetWrapper', kwargs: {}}
+            # ... sampler, kwargs as usual
+          teacher:
+            forward_proc: 'forward_all'
+            requires_grad: False
+            auxiliary_model_wrapper:
+              key: 'CachedTeacherWrapper'
+              kwargs: {forward_proc: 'forward_batch_only', mode: 'auto', max_memory_mb: 1024}
+    """
+
+    def __init__(self, teacher_model, forward_proc='forward_batch_only', mode='auto', cache_dir=None,
+                 max_memory_mb=1024, device=None, device_ids=None, distributed=False):
+        super().__init__()
+        if mode not in CACHE_MODES:
+            raise ValueError(f'mode must be one of {list(CACHE_MODES)}, got {mode!r}')
+        if isinstance(max_memory_mb, bool) or not isinstance(max_memory_mb, (int, float)) or max_memory_mb < 0:
+            raise ValueError(f'max_memory_mb must be a number >= 0, got {max_memory_mb!r}')
+        if cache_dir is not None and not isinstance(cache_dir, str):
+            raise ValueError(f'cache_dir must be a directory path or null, got {cache_dir!r}')
+        self.teacher = teacher_model
+        self.forward_proc_name = forward_proc or 'forward_batch_only'
+        self.teacher_forward_proc = get_forward_proc_func(self.forward_proc_name)
+        self.mode, self.max_memory_mb = mode, max_memory_mb
+        self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
+        self.stores, self._versions, self._fingerprint, self._warned, self._device = {}, None, None, set(), None
+        self.hits = self.misses = self.teacher_calls = 0
+
+    def _warn_once(self, reason):
+        if reason not in self._warned:
+            self._warned.add(reason)
+            logger.warning('Teacher-output cache not used: %s; the teacher runs on every step', reason)
+
+    def _run_teacher(self, sample_batch, targets, supp_dict):
+        self.teacher_calls += 1
+        return self.teacher_forward_proc(self.teacher, sample_batch, targets, supp_dict)
+
+    def _uncacheable_reason(self, supp_dict):
+        if not isinstance(supp_dict, Mapping) or 'cache_index' not in supp_dict:
+            return 'the batches carry no cache_index (add TeacherCacheDatasetWrapper to the training loader; ' \
+                   'it leaves it out when the transform is random)'
+        if self.teacher.training:
+            return 'the teacher is in training mode (call teacher.eval())'
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.teacher.parameters()):
+            return 'the teacher is being trained (set teacher.requires_grad: false)'
+        if any(module._forward_hooks or module._forward_pre_hooks for module in self.teacher.modules()):
+            return 'forward hooks are set on teacher modules (only the output of the whole model is cached)'
+        return None
+
+    def _teacher_key(self):
+        """The teacher's weight digest, re-taken (and in-memory rows dropped) whenever a tensor changed."""
+        versions = tensor_versions(self.teacher)
+        if versions != self._versions:
+            fingerprint = module_fingerprint(self.teacher, self.forward_proc_name)
+            if self._fingerprint is not None and fingerprint != self._fingerprint:
+                logger.info('Teacher weights changed: teacher-output cache invalidated')
+                self.stores.clear()
+            self._versions, self._fingerprint = versions, fingerprint
+        return self._fingerprint
+
+    def _disk_directory(self, dataset_key, num_samples):
+        return os.path.join(self.cache_dir, f'{self._fingerprint[:20]}-{dataset_key & (2 ** 64 - 1):016x}-{num_samples}')
+
+    def _open_disk_store(self, dataset_key, num_samples):
+        """A disk cache an earlier run left for this teacher and dataset, or None."""
+        directory = self._disk_directory(dataset_key, num_samples)
+        try:
+            with open(os.path.join(directory, 'meta.json')) as fp:
+                meta = json.load(fp)
+            output_type = _import_type(meta['output_type'])
+            spec = OutputSpec((name, shape, getattr(torch, dtype)) for name, shape, dtype in meta['fields'])
+        except (OSError, ValueError, KeyError, ImportError, AttributeError):
+            return None
+        store = DiskStore(directory, num_samples, spec, meta)
+        logger.info('Teacher-output cache: reusing %s (%d of %d rows filled)', directory, store.num_filled(),
+                    num_samples)
+        return self._remember(dataset_key, store, output_type)
+
+    def _new_store(self, dataset_key, num_samples, spec, output_type, device):
+        size_mb = num_samples * spec.row_bytes() / 2 ** 20
+        if self.mode == 'memory' or (self.mode == 'auto' and size_mb <= self.max_memory_mb):
+            store = MemoryStore(num_samples, spec, device)
+        else:
+            store = DiskStore(self._disk_directory(dataset_key, num_samples), num_samples, spec,
+                              meta={'teacher': self._fingerprint, 'dataset': dataset_key,
+                                    'teacher_class': type(self.teacher).__name__,
+                                    'forward_proc': self.forward_proc_name, 'output_type': _type_path(output_type)})
+        logger.info('Teacher-output cache: %s store for %d samples (%.1f MiB)%s', store.mode, num_samples, size_mb,
+                    f' in {store.directory}' if store.mode == 'disk' else '')
+        return self._remember(dataset_key, store, output_type)
+
+    def _remember(self, dataset_key, store, output_type):
+        self.stores[dataset_key] = (store, output_type)
+        return store, output_type
+
+    def forward(self, sample_batch, targets=None, supp_dict=None):
+        reason = self._uncacheable_reason(supp_dict)
+        if reason is not None:
+            self._warn_once(reason)
+            return self._run_teacher(sample_batch, targets, supp_dict)
+        self._teacher_key()
+        indices = torch.as_tensor(supp_dict['cache_index'], dtype=torch.int64)
+        keys = torch.as_tensor(supp_dict['cache_key'], dtype=torch.int64)
+        dataset_key = int(torch.as_tensor(supp_dict['cache_dataset']).reshape(-1)[0])
+        num_samples = int(torch.as_tensor(supp_dict['cache_size']).reshape(-1)[0])
+        store, output_type = self.stores.get(dataset_key) or \
+            (self._open_disk_store(dataset_key, num_samples) if self.mode != 'memory' else None) or (None, None)
+        if store is not None and store.contains(indices, keys):
+            self.hits += len(indices)
+            names = [name for name, _, _ in store.spec.fields]
+            return _rebuild(output_type, names, store.read(indices, self._output_device(store)))
+        output = self._run_teacher(sample_batch, targets, supp_dict)
+        self.misses += len(indices)
+        tensors = _flatten(output)
+        if tensors is None or any(t.dim() == 0 or t.shape[0] != len(indices) for _, t in tensors):
+            self._warn_once(f'the teacher output ({type(output).__name__}) is not a per-sample tensor or mapping '
+                            f'of per-sample tensors')
+            return output
+        spec, self._device = OutputSpec.of(tensors), tensors[0][1].device
+        if store is None or store.spec != spec or output_type is not type(output):
+            store, _ = self._new_store(dataset_key, num_samples, spec, type(output), self._device)
+        store.write(indices, keys, [t for _, t in tensors])
+        return output
+
+    def _output_device(self, store):
+        # Cached outputs go where the teacher's parameters are (where its own outputs would be).
+        if self._device is None:
+            parameter = next(self.teacher.parameters(), None)
+            self._device = parameter.device if parameter is not None else torch.device('cpu')
+        return self._device
+
+    def post_epoch_process(self, *args, **kwargs):
+        """Flushes disk stores and logs the epoch's hits and misses."""
+        for store, _ in self.stores.values():
+            store.flush()
+        if self.hits or self.misses:
+            logger.info('Teacher-output cache: %d hits, %d misses, %d teacher calls this epoch',
+                        self.hits, self.misses, self.teacher_calls)
+        self.hits = self.misses = self.teacher_calls = 0
