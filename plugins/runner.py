@@ -24,7 +24,7 @@ from torchdistill.common.constant import def_logger
 from torchdistill.common.main_util import import_dependencies, load_ckpt, set_seed
 from torchdistill.core.distillation import get_distillation_box
 from torchdistill.core.training import get_training_box
-from torchdistill.misc.log import set_basic_log_config, setup_log_file
+from torchdistill.misc.log import LOGGING_FORMAT, set_basic_log_config
 from torchdistill.models.registry import get_model
 from tqdm import tqdm
 
@@ -195,11 +195,21 @@ def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=
         output_dir = os.path.join('runs', os.path.splitext(os.path.basename(config_path))[0], f'seed{seed}')
     log_file = log_file or os.path.join(output_dir, 'train.log')
     dist_util.init_distributed(torch.device(device))
+    handler = None
     if dist_util.is_main_process():
         os.makedirs(output_dir, exist_ok=True)
-        setup_log_file(log_file)
-    return train_config(config, device=device, seed=seed, output_dir=output_dir, teacher_ckpt=teacher_ckpt,
-                        show_progress=show_progress)
+        handler = logging.FileHandler(log_file, mode='w')
+        handler.setFormatter(logging.Formatter(LOGGING_FORMAT))
+        def_logger.addHandler(handler)
+        if def_logger.getEffectiveLevel() > logging.INFO:
+            def_logger.setLevel(logging.INFO)
+    try:
+        return train_config(config, device=device, seed=seed, output_dir=output_dir, teacher_ckpt=teacher_ckpt,
+                            show_progress=show_progress)
+    finally:
+        if handler is not None:  # one log per run, also when a harness runs many in one process
+            def_logger.removeHandler(handler)
+            handler.close()
 
 
 def _parse_value(text):
