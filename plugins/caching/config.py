@@ -13,7 +13,8 @@ TEACHER_CACHE_DEFAULTS = {'mode': 'off', 'cache_dir': None, 'max_memory_mb': 102
 def teacher_cache_settings(section):
     """The ``teacher_cache`` section with every field present (so ``--set teacher_cache.mode=auto`` works).
 
-    ``mode``: ``off`` (default), ``auto``, ``memory`` or ``disk``; ``cache_dir``: where disk caches live
+    ``mode``: ``off`` (default; YAML's bare ``off``/``false`` too), ``auto`` (also ``on``/``true``), ``memory`` or
+    ``disk``; ``cache_dir``: where disk caches live
     (default ``~/.cache/annealing-continuation-kd/teacher-outputs``); ``max_memory_mb``: the ``auto`` threshold.
     """
     if section is None:
@@ -25,6 +26,9 @@ def teacher_cache_settings(section):
     if unknown:
         raise ConfigError(f'teacher_cache: unknown field(s) {unknown}; accepted: {sorted(TEACHER_CACHE_DEFAULTS)}')
     settings = dict(TEACHER_CACHE_DEFAULTS, **section)
+    # YAML reads a bare off / on as a boolean.
+    settings['mode'] = {False: 'off', True: 'auto'}.get(settings['mode'], settings['mode']) \
+        if isinstance(settings['mode'], bool) else settings['mode']
     if settings['mode'] not in ('off',) + CACHE_MODES:
         raise ConfigError(f"teacher_cache.mode must be one of {['off', *CACHE_MODES]}, got {settings['mode']!r}")
     max_mb = settings['max_memory_mb']
