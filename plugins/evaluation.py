@@ -1,8 +1,9 @@
 """Evaluation metrics and the evaluation loop used by the runner."""
 import torch
-import torch.distributed as dist
 import torchdistill.core.interfaces.forward_proc  # noqa: F401  (registers the forward functions)
 from torchdistill.core.interfaces.registry import get_forward_proc_func
+
+from .distributed import gather_in_dataset_order, unpadded_shard
 
 __all__ = ['Metric', 'METRICS', 'register_metric', 'get_metric', 'evaluate', 'model_logits', 'to_device']
 
@@ -68,22 +69,16 @@ def model_logits(output):
     return output
 
 
-def _gather(tensor):
-    if not (dist.is_available() and dist.is_initialized()):
-        return tensor
-    gathered = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, tensor.cpu())
-    return torch.cat(gathered)
-
-
 @torch.inference_mode()
 def evaluate(model, data_loader, device, metric, forward_proc=None):
     """Runs ``model`` over ``data_loader`` and returns ``metric`` over the whole split.
 
-    Under torch.distributed each rank evaluates the shard its sampler gives it and the outputs are
-    gathered, so every rank returns the same figures.
+    Under torch.distributed each rank evaluates an unpadded shard of the split (``DistributedSampler``
+    would repeat samples to even the shards out) and the outputs are gathered back in dataset order, so
+    every rank returns exactly the single-process figures.
     """
     forward = get_forward_proc_func(forward_proc or 'forward_batch_only')
+    data_loader, shard_indices = unpadded_shard(data_loader)
     was_training = model.training
     model.eval()
     outputs, targets = [], []
@@ -93,5 +88,8 @@ def evaluate(model, data_loader, device, metric, forward_proc=None):
         outputs.append(model_logits(forward(model, sample_batch, target, None)).float().cpu())
         targets.append(target.cpu())
     model.train(was_training)
-    all_outputs, all_targets = _gather(torch.cat(outputs)), _gather(torch.cat(targets))
+    if shard_indices is not None:
+        all_outputs, all_targets = gather_in_dataset_order(shard_indices, outputs, targets)
+    else:
+        all_outputs, all_targets = torch.cat(outputs), torch.cat(targets)
     return metric.compute(all_outputs, all_targets)
