@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from . import distributed as dist_util
 from .checkpoint import atomic_torch_save, atomic_write_json
+from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
 from .config_checks import ConfigError, check_config, uses_teacher
 from .evaluation import evaluate, get_metric, to_device
 from .losses.scheduled import find_scheduled_losses
@@ -46,6 +47,7 @@ def load_config(path):
     import plugins  # noqa: F401  (configs may name our keys without listing the dependency)
     config = yaml_util.load_yaml_file(os.path.expanduser(path))
     import_dependencies(config.get('dependencies', None))
+    config['teacher_cache'] = teacher_cache_settings(config.get('teacher_cache'))  # all fields, so --set works
     return config
 
 
@@ -109,6 +111,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     device = torch.device(device)
     distributed, world_size, device_ids, device = dist_util.init_distributed(device)
     stages = check_config(config, teacher_ckpt=teacher_ckpt)
+    config = apply_teacher_cache(config, stages)  # teacher_cache: declares the cache in stages that read the teacher
     main_process = dist_util.is_main_process()
     show_progress = (sys.stderr.isatty() if show_progress is None else show_progress) and main_process
     set_seed(seed)
@@ -127,6 +130,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     box = get_distillation_box(teacher, student, config['datasets'], train_cfg, device, device_ids, distributed, 1) \
         if teacher is not None else \
         get_training_box(student, config['datasets'], train_cfg, device, device_ids, distributed, 1)
+    release_idle_teacher(box)  # a stage whose criterion ignores the teacher skips it and keeps it on the CPU
     os.makedirs(output_dir, exist_ok=True)
     history, stage_results = [], []
     stage_number, best, best_epoch = 1, None, None
@@ -158,6 +162,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
                         stage_number, best_epoch, metric.primary, best)
             stage_number, best, best_epoch = box.stage_number, None, None
             stage_ckpt = os.path.join(output_dir, f'stage{stage_number}_best.pt')
+            release_idle_teacher(box)  # e.g. Annealing-KD's Stage II: no teacher forward, teacher off the GPU
     stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
     dist_util.barrier()
     dist_util.load_ckpt_on_all_ranks(stage_ckpt, _unwrap(student))
