@@ -13,6 +13,7 @@ per-epoch history with the schedule's T / Phi / lambda) and ``train.log``; every
 import argparse
 import copy
 import logging
+import math
 import os
 import resource
 import sys
@@ -30,8 +31,7 @@ from tqdm import tqdm
 
 from . import distributed as dist_util
 from .checkpoint import atomic_torch_save, atomic_write_json
-from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
-from .config_checks import ConfigError, check_config, uses_teacher
+from .config_checks import ConfigError, check_config, stage_configs, uses_teacher
 from .evaluation import evaluate, get_metric, to_device
 from .losses.scheduled import find_scheduled_losses
 
@@ -47,7 +47,6 @@ def load_config(path):
     import plugins  # noqa: F401  (configs may name our keys without listing the dependency)
     config = yaml_util.load_yaml_file(os.path.expanduser(path))
     import_dependencies(config.get('dependencies', None))
-    config['teacher_cache'] = teacher_cache_settings(config.get('teacher_cache'))  # all fields, so --set works
     return config
 
 
@@ -96,8 +95,7 @@ def _train_one_epoch(box, device, epoch, show_progress):
         total_loss += loss.item() * batch_size
         num_samples += batch_size
         batches.set_postfix(loss=f'{loss.item():.4f}')
-    total_loss, num_samples = dist_util.sum_across_ranks(total_loss, num_samples)  # all ranks' samples
-    return total_loss / max(num_samples, 1), int(num_samples), time.perf_counter() - start
+    return total_loss / max(num_samples, 1), num_samples, time.perf_counter() - start
 
 
 def _peak_memory_mb(device):
@@ -111,7 +109,6 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     device = torch.device(device)
     distributed, world_size, device_ids, device = dist_util.init_distributed(device)
     stages = check_config(config, teacher_ckpt=teacher_ckpt)
-    config = apply_teacher_cache(config, stages)  # teacher_cache: declares the cache in stages that read the teacher
     main_process = dist_util.is_main_process()
     show_progress = (sys.stderr.isatty() if show_progress is None else show_progress) and main_process
     set_seed(seed)
@@ -127,21 +124,21 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         teacher.eval()
     eval_forward = (config['train'].get('student') or stages[0][1].get('student') or {}).get('forward_proc')
     train_cfg = copy.deepcopy(config['train'])
+    _fill_num_training_steps(train_cfg, config['datasets'], world_size)  # schedulers given num_training_steps: null
     box = get_distillation_box(teacher, student, config['datasets'], train_cfg, device, device_ids, distributed, 1) \
         if teacher is not None else \
         get_training_box(student, config['datasets'], train_cfg, device, device_ids, distributed, 1)
-    release_idle_teacher(box)  # a stage whose criterion ignores the teacher skips it and keeps it on the CPU
     os.makedirs(output_dir, exist_ok=True)
     history, stage_results = [], []
     stage_number, best, best_epoch = 1, None, None
     stage_ckpt = os.path.join(output_dir, 'stage1_best.pt')
     train_samples, train_seconds, start = 0, 0.0, time.perf_counter()
     for epoch in range(box.num_epochs):
-        dist_util.prepare_epoch(box, train_cfg, seed, device_ids)  # (re-)wrap in DDP, sampler as configured
+        dist_util.wrap_student_for_cpu(box, distributed)
         box.pre_epoch_process(epoch=epoch)
         schedule = {type(loss).__name__: loss.state() for loss in find_scheduled_losses(box.criterion)}
         train_loss, samples, seconds = _train_one_epoch(box, device, epoch, show_progress)
-        train_samples, train_seconds = train_samples + samples, train_seconds + seconds
+        train_samples, train_seconds = train_samples + samples * world_size, train_seconds + seconds
         val = evaluate(student, box.val_data_loader, device, metric, eval_forward)
         improved = metric.is_better(val[metric.primary], best)
         if improved:
@@ -157,22 +154,23 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         if getattr(box, 'stage_number', 1) != stage_number:
             stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
             dist_util.barrier()
-            dist_util.load_ckpt_on_all_ranks(stage_ckpt, _unwrap(student))
+            load_ckpt(stage_ckpt, model=_unwrap(student), strict=True)
             logger.info('Stage %d done: reloaded its best checkpoint (epoch %d, val %s %.4f)',
                         stage_number, best_epoch, metric.primary, best)
             stage_number, best, best_epoch = box.stage_number, None, None
             stage_ckpt = os.path.join(output_dir, f'stage{stage_number}_best.pt')
-            release_idle_teacher(box)  # e.g. Annealing-KD's Stage II: no teacher forward, teacher off the GPU
     stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
     dist_util.barrier()
-    dist_util.load_ckpt_on_all_ranks(stage_ckpt, _unwrap(student))
+    load_ckpt(stage_ckpt, model=_unwrap(student), strict=True)
     wall_time = time.perf_counter() - start
     box.clean_modules()
     test_loader = _test_loader(config, distributed)
     test = evaluate(student, test_loader, device, metric, eval_forward)
+    extra_tests = {name: evaluate(student, _test_loader(config, distributed, name), device, metric, eval_forward)
+                   for name in config['test'].get('extra_test_data_loaders') or {}}  # e.g. MNLI mismatched
     result = {
         'metric': metric.primary, 'higher_is_better': metric.higher_is_better, 'seed': seed,
-        'best_val': best, 'test': test, 'stages': stage_results, 'history': history,
+        'best_val': best, 'test': test, 'extra_tests': extra_tests, 'stages': stage_results, 'history': history,
         'epochs': box.num_epochs, 'world_size': world_size, 'wall_time_s': wall_time,
         'train_samples_per_s': train_samples / train_seconds if train_seconds > 0 else None,
         'peak_memory_mb': _peak_memory_mb(device),
@@ -187,10 +185,36 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     return result
 
 
-def _test_loader(config, distributed):
+def _test_loader(config, distributed, extra_name=None):
     from torchdistill.datasets.util import build_data_loader
-    loader_config = config['test']['test_data_loader']
+    loader_config = config['test']['test_data_loader'] if extra_name is None else \
+        config['test']['extra_test_data_loaders'][extra_name]
+    if loader_config.get('dataset_id') not in config['datasets']:
+        raise ConfigError(f"test loader {extra_name or 'test_data_loader'}: dataset_id "
+                          f"{loader_config.get('dataset_id')!r} is not among the datasets {sorted(config['datasets'])}")
     return build_data_loader(config['datasets'][loader_config['dataset_id']], loader_config, distributed)
+
+
+def _fill_num_training_steps(train_cfg, datasets, world_size):
+    """Sets each stage's ``scheduler.kwargs.num_training_steps: null`` to the optimiser steps of the stage.
+
+    A per-iteration schedule (e.g. linear warm-up and decay) needs the stage's length, which only the data
+    set knows; torchdistill's GLUE example script fills it in the same way. A later stage without its own
+    training loader uses the previous one, as torchdistill does.
+    """
+    loader = None
+    for field, stage in stage_configs(train_cfg):
+        loader = stage.get('train_data_loader') or loader
+        kwargs = (stage.get('scheduler') or {}).get('kwargs') or {}
+        if 'num_training_steps' not in kwargs or kwargs['num_training_steps'] is not None or loader is None:
+            continue
+        loader_kwargs = loader.get('kwargs') or {}
+        samples_per_rank = math.ceil(len(datasets[loader['dataset_id']]) / world_size)
+        round_batches = math.floor if loader_kwargs.get('drop_last') else math.ceil
+        batches = round_batches(samples_per_rank / loader_kwargs.get('batch_size', 1))
+        accumulation = (stage.get('optimizer') or {}).get('grad_accum_step', 1)
+        kwargs['num_training_steps'] = max(1, batches // accumulation) * stage['num_epochs']
+        logger.info('%s.scheduler: num_training_steps = %d', field, kwargs['num_training_steps'])
 
 
 def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=None, overrides=None,
