@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from . import distributed as dist_util
 from .checkpoint import atomic_torch_save, atomic_write_json
+from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
 from .config_checks import ConfigError, check_config, stage_configs, uses_teacher
 from .evaluation import evaluate, get_metric, to_device
 from .losses.scheduled import find_scheduled_losses
@@ -47,6 +48,7 @@ def load_config(path):
     import plugins  # noqa: F401  (configs may name our keys without listing the dependency)
     config = yaml_util.load_yaml_file(os.path.expanduser(path))
     import_dependencies(config.get('dependencies', None))
+    config['teacher_cache'] = teacher_cache_settings(config.get('teacher_cache'))  # all fields, so --set works
     return config
 
 
@@ -95,7 +97,8 @@ def _train_one_epoch(box, device, epoch, show_progress):
         total_loss += loss.item() * batch_size
         num_samples += batch_size
         batches.set_postfix(loss=f'{loss.item():.4f}')
-    return total_loss / max(num_samples, 1), num_samples, time.perf_counter() - start
+    total_loss, num_samples = dist_util.sum_across_ranks(total_loss, num_samples)  # all ranks' samples
+    return total_loss / max(num_samples, 1), int(num_samples), time.perf_counter() - start
 
 
 def _peak_memory_mb(device):
@@ -109,6 +112,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     device = torch.device(device)
     distributed, world_size, device_ids, device = dist_util.init_distributed(device)
     stages = check_config(config, teacher_ckpt=teacher_ckpt)
+    config = apply_teacher_cache(config, stages)  # teacher_cache: declares the cache in stages that read the teacher
     main_process = dist_util.is_main_process()
     show_progress = (sys.stderr.isatty() if show_progress is None else show_progress) and main_process
     set_seed(seed)
@@ -128,17 +132,18 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     box = get_distillation_box(teacher, student, config['datasets'], train_cfg, device, device_ids, distributed, 1) \
         if teacher is not None else \
         get_training_box(student, config['datasets'], train_cfg, device, device_ids, distributed, 1)
+    release_idle_teacher(box)  # a stage whose criterion ignores the teacher skips it and keeps it on the CPU
     os.makedirs(output_dir, exist_ok=True)
     history, stage_results = [], []
     stage_number, best, best_epoch = 1, None, None
     stage_ckpt = os.path.join(output_dir, 'stage1_best.pt')
     train_samples, train_seconds, start = 0, 0.0, time.perf_counter()
     for epoch in range(box.num_epochs):
-        dist_util.wrap_student_for_cpu(box, distributed)
+        dist_util.prepare_epoch(box, train_cfg, seed, device_ids)  # (re-)wrap in DDP, sampler as configured
         box.pre_epoch_process(epoch=epoch)
         schedule = {type(loss).__name__: loss.state() for loss in find_scheduled_losses(box.criterion)}
         train_loss, samples, seconds = _train_one_epoch(box, device, epoch, show_progress)
-        train_samples, train_seconds = train_samples + samples * world_size, train_seconds + seconds
+        train_samples, train_seconds = train_samples + samples, train_seconds + seconds
         val = evaluate(student, box.val_data_loader, device, metric, eval_forward)
         improved = metric.is_better(val[metric.primary], best)
         if improved:
@@ -154,14 +159,15 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         if getattr(box, 'stage_number', 1) != stage_number:
             stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
             dist_util.barrier()
-            load_ckpt(stage_ckpt, model=_unwrap(student), strict=True)
+            dist_util.load_ckpt_on_all_ranks(stage_ckpt, _unwrap(student))
             logger.info('Stage %d done: reloaded its best checkpoint (epoch %d, val %s %.4f)',
                         stage_number, best_epoch, metric.primary, best)
             stage_number, best, best_epoch = box.stage_number, None, None
             stage_ckpt = os.path.join(output_dir, f'stage{stage_number}_best.pt')
+            release_idle_teacher(box)  # e.g. Annealing-KD's Stage II: no teacher forward, teacher off the GPU
     stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
     dist_util.barrier()
-    load_ckpt(stage_ckpt, model=_unwrap(student), strict=True)
+    dist_util.load_ckpt_on_all_ranks(stage_ckpt, _unwrap(student))
     wall_time = time.perf_counter() - start
     box.clean_modules()
     test_loader = _test_loader(config, distributed)
