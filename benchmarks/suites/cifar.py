@@ -1,0 +1,101 @@
+"""CIFAR-10 and CIFAR-100 suites: the image experiments of the Annealing-KD paper (Tables 1, 2 and 6).
+
+One suite per data set and model family: ``resnet`` (default; teacher ResNet-110, TA ResNet-20, student ResNet-8)
+or ``cnn`` (TAKD's plain CNNs: teacher 10 layers, TA 4, student 2), chosen by ``options['family']``. The configs
+are ``yaml_configs/<dataset>/...`` (written by ``yaml_configs/cifar_configs.py``). Options:
+
+- ``family``: ``resnet`` or ``cnn``;
+- ``data_root``: the folder holding ``cifar-10-batches-py/`` / ``cifar-100-python/`` (sets ``KD_DATA_ROOT``);
+- ``download``: true to download missing data (sets ``KD_DOWNLOAD=1``; no download otherwise).
+
+The data options are set as environment variables here, before any config is loaded, because the configs
+build their datasets while the YAML is read (``!import_call``).
+"""
+import os
+
+from .base import MethodSpec, Suite
+
+__all__ = ['build_cifar10', 'build_cifar100', 'build_cifar', 'FAMILIES', 'PAPER_RESULTS', 'OPTIONS']
+
+FAMILIES = {
+    'resnet': {'teacher': 'resnet110', 'ta': 'resnet20', 'student': 'resnet8'},
+    'cnn': {'teacher': 'plain_cnn10', 'ta': 'plain_cnn4', 'student': 'plain_cnn2'},
+}
+OPTIONS = ('family', 'data_root', 'download')
+# Test accuracy (%) reported by the Annealing-KD paper (Tables 1 and 2; single runs): the reference for our runs.
+PAPER_RESULTS = {
+    ('cifar10', 'resnet'): {'teacher': 93.8, 'ta': 92.39, 'scratch': 88.44, 'kd': 88.45, 'takd': 88.47,
+                            'annealing_kd': 89.44},
+    ('cifar10', 'cnn'): {'teacher': 90.1, 'ta': 82.39, 'scratch': 72.75, 'kd': 72.43, 'takd': 72.62,
+                         'annealing_kd': 73.17},
+    ('cifar100', 'resnet'): {'teacher': 71.92, 'ta': 67.6, 'scratch': 61.37, 'kd': 61.41, 'takd': 61.82,
+                             'annealing_kd': 63.1},
+    ('cifar100', 'cnn'): {'teacher': 64.89, 'ta': 60.73, 'scratch': 51.35, 'kd': 51.62, 'takd': 51.85,
+                          'annealing_kd': 53.35},
+}
+QUICK_EPOCHS = 2
+_TRUE, _FALSE = ('1', 'true', 'yes'), ('0', 'false', 'no', '')
+
+
+def _flag(value, field):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE + _FALSE:
+        return str(value).strip().lower() in _TRUE
+    raise ValueError(f'option {field} must be true or false, got {value!r}')
+
+
+def _configure_data(options):
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f'unknown CIFAR suite option(s) {unknown}; accepted: {list(OPTIONS)}')
+    if options.get('data_root') is not None:
+        os.environ['KD_DATA_ROOT'] = os.path.expanduser(str(options['data_root']))
+    if options.get('download') is not None:
+        os.environ['KD_DOWNLOAD'] = '1' if _flag(options['download'], 'download') else '0'
+
+
+def _quick_overrides(method):
+    """Few-epoch smoke-run overrides of a student config (Stage I keeps one epoch per temperature level)."""
+    if method == 'annealing_kd':
+        return {'train.stage1.num_epochs': QUICK_EPOCHS, 'train.stage2.num_epochs': QUICK_EPOCHS,
+                'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs.max_temperature': QUICK_EPOCHS}
+    return {'train.num_epochs': QUICK_EPOCHS}
+
+
+def build_cifar(dataset, options=None, quick=False):
+    """The :class:`Suite` comparing scratch / KD / TAKD / Annealing-KD / Continuation-KD students on ``dataset``."""
+    options = dict(options or {})
+    _configure_data(options)
+    family = options.get('family') or 'resnet'
+    if family not in FAMILIES:
+        raise ValueError(f'option family must be one of {sorted(FAMILIES)}, got {family!r}')
+    names = FAMILIES[family]
+    teacher, ta, student = names['teacher'], names['ta'], names['student']
+    base = f'yaml_configs/{dataset}'
+    methods = {
+        'scratch': MethodSpec(f'{base}/ce/{student}.yaml', teacher_role=None),
+        'kd': MethodSpec(f'{base}/kd/{student}_from_{teacher}.yaml'),
+        'takd': MethodSpec(f'{base}/takd/{student}_from_{ta}.yaml', teacher_role='ta'),
+        'annealing_kd': MethodSpec(f'{base}/annealing_kd/{student}_from_{teacher}.yaml'),
+        'continuation_kd': MethodSpec(f'{base}/continuation_kd/{student}_from_{teacher}.yaml'),
+    }
+    if quick:
+        methods = {method: MethodSpec(spec.config, spec.teacher_role, _quick_overrides(method))
+                   for method, spec in methods.items()}
+    paper = PAPER_RESULTS[(dataset, family)]
+    description = (f'{dataset.upper()}, {family} family: student {student}, teacher {teacher}, TA {ta} '
+                   f'(Annealing-KD paper, Tables 1-2 and 6; 160 epochs, Annealing-KD 160 + 160). Paper test '
+                   f'accuracy: ' + ', '.join(f'{method} {value}' for method, value in paper.items()))
+    return Suite(name=f'{dataset}-{family}', description=description, teacher_config=f'{base}/ce/{teacher}.yaml',
+                 ta_config=f'{base}/kd/{ta}_from_{teacher}.yaml', methods=methods, default_seeds=(0, 1, 2))
+
+
+def build_cifar10(options=None, quick=False):
+    """CIFAR-10 suite (``options``: family, data_root, download)."""
+    return build_cifar('cifar10', options, quick)
+
+
+def build_cifar100(options=None, quick=False):
+    """CIFAR-100 suite (``options``: family, data_root, download)."""
+    return build_cifar('cifar100', options, quick)
