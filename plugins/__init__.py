@@ -5,5 +5,6 @@ loss wrapper, epoch hook, model and dataset below; it never replaces a key torch
 """
 from . import datasets, hooks, losses, models
 from . import caching  # teacher-output cache (dataset + teacher wrappers), idle-teacher release
+from . import glue
 from .losses import AnnealedTeacherLossWrapper, AnnealingKDLoss, ContinuationKDLoss
 
