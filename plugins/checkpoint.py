@@ -5,7 +5,7 @@ import tempfile
 
 import torch
 
-__all__ = ['atomic_write_text', 'atomic_write_json', 'atomic_torch_save']
+__all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save']
 
 
 def _atomic_write(path, write):
@@ -26,6 +26,10 @@ def _atomic_write(path, write):
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def atomic_write_bytes(path, data):
+    _atomic_write(path, lambda fp: fp.write(data))
 
 
 def atomic_write_text(path, text):
