@@ -173,6 +173,8 @@ def run_and_probe(config_path, teacher_ckpt, output_dir, batch_size):
         students.append(build_model(*args, **kwargs))
         return students[-1]
     deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # like the ranks (OMP_NUM_THREADS=1): 2 cores are shared with them
     runner.build_model = capture
     try:
         result = runner.run_config(config_path, seed=0, output_dir=output_dir, teacher_ckpt=teacher_ckpt,
@@ -180,6 +182,7 @@ def run_and_probe(config_path, teacher_ckpt, output_dir, batch_size):
                                    show_progress=False)
     finally:
         runner.build_model = build_model
+        torch.set_num_threads(num_threads)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
     return {'student': {k: v.clone() for k, v in students[0].state_dict().items()}, 'result': result,
             'probes': _probe_evaluation(config_path, teacher_ckpt), 'world_size': int(os.environ.get('WORLD_SIZE', 1))}
