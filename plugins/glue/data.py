@@ -245,6 +245,14 @@ def glue_split(task, split, family='roberta', tokenizer=None, data_root=None, hf
         raise ValueError(f'max_length must be an integer >= 2, got {max_length!r}')
     data_root = resolve_data_root(data_root)
     hf_dataset = None if data_root else resolve_hf_dataset(hf_dataset)
+    return _tokenized_split(task.name, split, resolve_tokenizer(family, tokenizer), data_root, hf_dataset, max_length,
+                            float(val_fraction), split_seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenized_split(task, split, tokenizer, data_root, hf_dataset, max_length, val_fraction, split_seed):
+    """Cached per process: the configs a benchmark runs one after another share their (read-only) datasets."""
+    task = get_task(task)
     if split in ('train', 'val'):
         texts, labels = load_examples(task.name, 'train', data_root, hf_dataset)
         train, val = train_val_indices(labels, val_fraction, split_seed, stratify=not task.is_regression)
@@ -253,7 +261,7 @@ def glue_split(task, split, family='roberta', tokenizer=None, data_root=None, hf
         labels = [labels[i] for i in chosen]
     else:
         texts, labels = load_examples(task.name, task.dev_splits[split][0], data_root, hf_dataset)
-    tokenizer = load_tokenizer(resolve_tokenizer(family, tokenizer))
+    tokenizer = load_tokenizer(tokenizer)
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     logger.info('GLUE %s/%s: %d examples from %s', task.name, split, len(labels), data_root or hf_dataset)
     return GlueDataset(tokenize_columns(tokenizer, texts, max_length), labels, pad_token_id, task.is_regression)
