@@ -1,2 +1,3 @@
 """Datasets for the configs in yaml_configs/ (built with torchdistill's ``!import_call``)."""
 from . import digits
+from . import sinusoid
