@@ -10,6 +10,7 @@ batch is N times the per-rank ``batch_size`` and reports exactly the single-proc
 Outside torchrun (no ``RANK`` / ``WORLD_SIZE`` in the environment) every helper is a no-op.
 """
 import datetime
+import logging
 import os
 
 import torch
@@ -47,6 +48,9 @@ def init_distributed(device, timeout_s=None):
             raise ValueError(f'{TIMEOUT_ENV} must be a positive number of seconds, got {timeout_s!r}')
         dist.init_process_group(backend='nccl' if device.type == 'cuda' else 'gloo',
                                 timeout=datetime.timedelta(seconds=timeout_s))
+        if dist.get_rank() != 0:  # one copy of the INFO log (rank 0's); warnings and errors from every rank
+            from torchdistill.common.constant import def_logger
+            def_logger.setLevel(logging.WARNING)
     device_ids = [local_rank] if device.type == 'cuda' else None
     return True, dist.get_world_size(), device_ids, device
 
