@@ -3,7 +3,8 @@
 torchdistill's ``register_*`` decorators silently overwrite an existing key. Ours refuse a key that is
 already taken, so importing ``plugins`` can never change what an existing config means.
 """
-from torchdistill.core.interfaces.registry import PRE_EPOCH_PROC_FUNC_DICT, register_pre_epoch_proc_func
+from torchdistill.core.interfaces.registry import POST_EPOCH_PROC_FUNC_DICT, PRE_EPOCH_PROC_FUNC_DICT, \
+    register_post_epoch_proc_func, register_pre_epoch_proc_func
 from torchdistill.datasets.registry import COLLATE_FUNC_DICT, DATASET_DICT, DATASET_WRAPPER_DICT, \
     register_collate_func, register_dataset, register_dataset_wrapper
 from torchdistill.losses.registry import LOSS_DICT, LOSS_WRAPPER_DICT, MIDDLE_LEVEL_LOSS_DICT, \
@@ -13,7 +14,8 @@ from torchdistill.models.registry import AUXILIARY_MODEL_WRAPPER_DICT, MODEL_DIC
 from torchdistill.optim.registry import SCHEDULER_DICT, register_scheduler
 
 __all__ = ['register_new_mid_level_loss', 'register_new_loss_wrapper', 'register_new_model',
-           'register_new_pre_epoch_proc_func', 'register_new_dataset', 'register_new_dataset_wrapper',
+           'register_new_pre_epoch_proc_func', 'register_new_post_epoch_proc_func', 'register_new_dataset',
+           'register_new_dataset_wrapper',
            'register_new_auxiliary_model_wrapper', 'register_new_collate_func', 'register_new_scheduler']
 
 
@@ -35,6 +37,7 @@ register_new_mid_level_loss = _refusing(register_mid_level_loss, MIDDLE_LEVEL_LO
 register_new_loss_wrapper = _refusing(register_loss_wrapper, LOSS_WRAPPER_DICT)
 register_new_model = _refusing(register_model, MODEL_DICT)
 register_new_pre_epoch_proc_func = _refusing(register_pre_epoch_proc_func, PRE_EPOCH_PROC_FUNC_DICT)
+register_new_post_epoch_proc_func = _refusing(register_post_epoch_proc_func, POST_EPOCH_PROC_FUNC_DICT)
 register_new_dataset = _refusing(register_dataset, DATASET_DICT)
 register_new_dataset_wrapper = _refusing(register_dataset_wrapper, DATASET_WRAPPER_DICT)
 register_new_auxiliary_model_wrapper = _refusing(register_auxiliary_model_wrapper, AUXILIARY_MODEL_WRAPPER_DICT)

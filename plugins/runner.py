@@ -134,6 +134,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         get_training_box(student, config['datasets'], train_cfg, device, device_ids, distributed, 1)
     release_idle_teacher(box)  # a stage whose criterion ignores the teacher skips it and keeps it on the CPU
     os.makedirs(output_dir, exist_ok=True)
+    box.output_dir = output_dir  # lets a registered epoch hook save artifacts beside the run's checkpoints
     history, stage_results = [], []
     stage_number, best, best_epoch = 1, None, None
     stage_ckpt = os.path.join(output_dir, 'stage1_best.pt')
