@@ -363,6 +363,43 @@ def test_a_rank_that_never_arrives_makes_the_others_fail_after_the_timeout(monke
         init_distributed(torch.device('cpu'))
 
 
+def _sharded_loader(size=10, **sampler_kwargs):
+    """What torchdistill builds under torchrun: a DistributedSampler given the config's sampler kwargs."""
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+    dataset = TensorDataset(torch.arange(size))
+    sampler = DistributedSampler(dataset, num_replicas=2, rank=0, **sampler_kwargs)
+    return DataLoader(dataset, sampler=sampler, batch_size=size)
+
+
+def test_the_train_sampler_follows_the_configured_sampler_and_the_run_seed():
+    from torch.utils.data import RandomSampler, SequentialSampler
+
+    from plugins.distributed import align_train_sampler
+    order = lambda loader: next(iter(loader))[0].tolist()
+    loader = _sharded_loader()  # torchdistill's DistributedSampler: shuffle=True, seed=0 whatever the config
+    align_train_sampler(loader, {'sampler': {'class_or_func': SequentialSampler, 'kwargs': None}}, seed=3)
+    assert order(loader) == [0, 2, 4, 6, 8]
+    orders = {}
+    for seed in (0, 1, 1):
+        loader = _sharded_loader()
+        align_train_sampler(loader, {'sampler': {'class_or_func': RandomSampler, 'kwargs': None}}, seed=seed)
+        orders.setdefault(seed, []).append(order(loader))
+    assert orders[1][0] == orders[1][1] and orders[0][0] != orders[1][0]
+    assert sorted(orders[1][0]) != orders[1][0]  # shuffled
+    loader = _sharded_loader(seed=7)  # a seed in the sampler kwargs wins over the run seed
+    align_train_sampler(loader, {'sampler': {'class_or_func': RandomSampler, 'kwargs': {'seed': 7}}}, seed=3)
+    assert loader.sampler.seed == 7 and loader.sampler.shuffle is True
+
+
+def test_a_stage_without_a_training_loader_keeps_the_previous_one():
+    from plugins.distributed import train_loader_config
+    stages = {'stage1': {'train_data_loader': {'dataset_id': 'a'}}, 'stage2': {},
+              'stage3': {'train_data_loader': {'dataset_id': 'c'}}}
+    assert [train_loader_config(stages, n)['dataset_id'] for n in (1, 2, 3)] == ['a', 'a', 'c']
+    assert train_loader_config({'train_data_loader': {'dataset_id': 'x'}})['dataset_id'] == 'x'
+
+
 if __name__ == '__main__':
     if sys.argv[1:2] == ['--worker']:
         run_worker(sys.argv[2:])
