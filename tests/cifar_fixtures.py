@@ -49,14 +49,15 @@ def write_tiny_cifar10(root, train_per_class=2, test_per_class=1, seed=0):
     return {'train': (train_data, train_labels), 'test': (test_data, test_labels)}
 
 
-def write_tiny_cifar100(root, train_per_class=1, test_per_class=1, seed=0):
-    """Writes tiny CIFAR-100 under ``root``; returns ``{'train': (data, labels), 'test': (data, labels)}``."""
+def write_tiny_cifar100(root, train_per_class=1, test_per_class=1, seed=0, max_images=None):
+    """Writes tiny CIFAR-100 under ``root`` (at most ``max_images`` per file, so some classes may be absent);
+    returns ``{'train': (data, labels), 'test': (data, labels)}``."""
     rng = np.random.default_rng(seed)
     folder = os.path.join(root, 'cifar-100-python')
     os.makedirs(folder, exist_ok=True)
     written = {}
     for split, per_class in (('train', train_per_class), ('test', test_per_class)):
-        labels = rng.permutation(np.repeat(np.arange(100), per_class)).tolist()
+        labels = rng.permutation(np.repeat(np.arange(100), per_class))[:max_images].tolist()
         data = _images(rng, labels)
         _dump(os.path.join(folder, split), {
             'filenames': [f'{split}_{i}.png' for i in range(len(labels))], 'batch_label': f'{split} batch',
