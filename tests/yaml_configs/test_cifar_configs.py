@@ -209,9 +209,11 @@ def test_every_config_trains_on_tiny_cifar(path, tiny_cifar, tmp_path):
 @pytest.mark.parametrize('build, dataset', [(build_cifar10, 'cifar10'), (build_cifar100, 'cifar100')])
 @pytest.mark.parametrize('family', sorted(FAMILIES))
 def test_suites_name_existing_configs_and_teacher_roles(build, dataset, family, tiny_cifar, monkeypatch):
-    monkeypatch.delenv('KD_DOWNLOAD')
+    monkeypatch.setenv('KD_DOWNLOAD', '0')  # so that monkeypatch restores what the builder sets
+    monkeypatch.setenv('KD_DATA_ROOT', tiny_cifar['root'])
     suite = build({'family': family, 'data_root': '/data/cifar', 'download': 'true'}, quick=True)
     assert (os.environ['KD_DATA_ROOT'], os.environ['KD_DOWNLOAD']) == ('/data/cifar', '1')
+    assert suite.name == f'{dataset}-{family}' and suite.teacher_config.startswith(f'yaml_configs/{dataset}/ce/')
     assert sorted(suite.methods) == ['annealing_kd', 'continuation_kd', 'kd', 'scratch', 'takd']
     assert {m: spec.teacher_role for m, spec in suite.methods.items()} == {
         'scratch': None, 'kd': 'teacher', 'takd': 'ta', 'annealing_kd': 'teacher', 'continuation_kd': 'teacher'}
@@ -220,12 +222,13 @@ def test_suites_name_existing_configs_and_teacher_roles(build, dataset, family, 
         assert os.path.relpath(os.path.join(REPO, config), os.path.join(REPO, 'yaml_configs')) in CONFIGS
     assert all(f'/{student}' in spec.config for spec in suite.methods.values())
     assert suite.ta_config.endswith(f"kd/{FAMILIES[family]['ta']}_from_{FAMILIES[family]['teacher']}.yaml")
-    # The quick overrides name keys that exist in each method's config.
+    # The quick overrides name keys that exist in each method's config, and leave a valid config.
     monkeypatch.setenv('KD_DATA_ROOT', tiny_cifar['root'])
     monkeypatch.setenv('KD_DOWNLOAD', '0')
     for spec in suite.methods.values():
-        assert spec.overrides
-        apply_overrides(load_config(os.path.join(REPO, spec.config)), spec.overrides)
+        config = apply_overrides(load_config(os.path.join(REPO, spec.config)), spec.overrides)
+        stages = check_config(config, teacher_ckpt=tiny_cifar[dataset, 'resnet8'])
+        assert sum(stage['num_epochs'] for _, stage, _ in stages) < 160
 
 
 def test_suite_defaults_and_bad_options(monkeypatch):
