@@ -15,6 +15,7 @@ time (``KD_GLUE_TEACHER``, ``KD_GLUE_TA``, ``KD_GLUE_STUDENT``, ``KD_GLUE_TOKENI
 import argparse
 import os
 import sys
+import textwrap
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -76,7 +77,8 @@ HEADER = """\
 # {family_line}
 # AdamW with linear warm-up ({warmup:g} of each stage's steps; the paper does not give it) and linear decay.
 # Models: $KD_GLUE_TEACHER / $KD_GLUE_TA / $KD_GLUE_STUDENT (hub ids or local save_pretrained folders), else
-# {defaults}; tokenizer: $KD_GLUE_TOKENIZER, else the student's.
+# {defaults}.
+# Tokenizer (shared by teacher and student): $KD_GLUE_TOKENIZER, else the student's.
 # Data: $KD_GLUE_DATA (official GLUE TSV folders), else the Hugging Face dataset nyu-mll/glue.
 # Splits: 'test' is the official dev set (GLUE test labels are hidden); 'val' (model selection) is 10 % of
 # the official training set, stratified, fixed by split_seed.
@@ -100,6 +102,7 @@ REGRESSION_KD_NOTE = """\
 
 
 def header(title, family):
+    title = '\n# '.join(textwrap.wrap(title.replace('\n# ', ' '), width=114))
     return HEADER.format(title=title, family_line=FAMILY_LINES[family], warmup=WARMUP_RATIO,
                          defaults=FAMILY_DEFAULTS[family])
 
@@ -131,7 +134,7 @@ def model_block(name, task, family, role, src_ckpt=None):
              f"      family: '{family}'",
              f'      name_or_path:  # null: $KD_GLUE_{role.upper()}, else the paper\'s model']
     if src_ckpt:
-        lines += [f"    src_ckpt: '{src_ckpt}'  # the harness passes the trained checkpoint (teacher_ckpt)",
+        lines += [f"    src_ckpt: '{src_ckpt}'  # the harness passes teacher_ckpt",
                   '    weights_in_kwargs: false  # true (with src_ckpt null) when name_or_path is already fine-tuned']
     return '\n'.join(lines) + '\n'
 

@@ -4,7 +4,7 @@ One suite per task and family: ``roberta`` (default; teacher RoBERTa-large, TA R
 DistilRoBERTa) or ``bert`` (teacher 24-layer BERT, TA BERT-base, student BERT-Small). The configs are
 ``yaml_configs/glue/<task>/...`` (written by ``yaml_configs/glue_configs.py``). Options:
 
-- ``task``: one of ``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte``, ``wnli`` (default ``rte``);
+- ``task``: ``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte`` (default) or ``wnli``;
 - ``family``: ``roberta`` or ``bert``;
 - ``data_root``: folder of the official GLUE TSVs (``CoLA/``, ``SST-2/``, ...; sets ``KD_GLUE_DATA``); without it
   the Hugging Face dataset is used (``hf_dataset``, default ``nyu-mll/glue``; sets ``KD_GLUE_HF_DATASET``);

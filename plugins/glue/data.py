@@ -226,7 +226,7 @@ def glue_split(task, split, family='roberta', tokenizer=None, data_root=None, hf
                val_fraction=0.1, split_seed=0):
     """A tokenised :class:`GlueDataset` of ``split``: ``train``, ``val``, ``test`` (MNLI: also ``test_mismatched``).
 
-    :param task: a GLUE task name (``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte``, ``wnli``).
+    :param task: a GLUE task: ``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte``, ``wnli``.
     :param family: ``roberta`` or ``bert``, which picks the default tokenizer (see :mod:`plugins.glue.names`).
     :param tokenizer: tokenizer name or local path; default ``KD_GLUE_TOKENIZER``, else the student's checkpoint.
     :param data_root: folder of the official GLUE TSVs; default ``KD_GLUE_DATA``, else the Hugging Face dataset.

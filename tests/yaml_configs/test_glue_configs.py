@@ -198,7 +198,8 @@ def test_sentence_pair_annealing_run_mnli_roberta(tiny_glue, monkeypatch, tmp_pa
                          overrides={'train.num_epochs': 1}, show_progress=False)
     assert teacher['teacher_params'] is None and set(teacher['extra_tests']) == {'mismatched'}
     result = run_config(config_path('mnli/annealing_kd/distilroberta_base_from_roberta_large.yaml'),
-                        output_dir=str(tmp_path / 'annealing'), teacher_ckpt=os.path.join(teacher_dir, 'student_best.pt'),
+                        output_dir=str(tmp_path / 'annealing'),
+                        teacher_ckpt=os.path.join(teacher_dir, 'student_best.pt'),
                         overrides={'train.stage1.num_epochs': 2, 'train.stage2.num_epochs': 1,
                                    'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs'
                                    '.max_temperature': 2}, show_progress=False)
