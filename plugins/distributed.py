@@ -5,7 +5,8 @@ wraps a student in DistributedDataParallel only on CUDA and only when the config
 in distributed mode its ``build_data_loader`` replaces the config's sampler by a ``DistributedSampler`` with
 that sampler's kwargs (``shuffle=True``, ``seed=0``, last shard padded by repeating samples). The helpers
 below close those gaps so that a run under ``torchrun --nproc_per_node=N`` trains like one process whose
-batch is N times the per-rank ``batch_size`` and reports exactly the single-process metrics.
+batch is N times the per-rank ``batch_size`` (to float rounding when the sampler does not shuffle; a
+shuffled order is drawn differently) and reports exactly the single-process metrics.
 
 Outside torchrun (no ``RANK`` / ``WORLD_SIZE`` in the environment) every helper is a no-op.
 """
@@ -43,7 +44,10 @@ def init_distributed(device, timeout_s=None):
         device = torch.device('cuda', local_rank)
     if not dist.is_initialized():
         if timeout_s is None:
-            timeout_s = float(os.environ.get(TIMEOUT_ENV, 1800))
+            try:
+                timeout_s = float(os.environ.get(TIMEOUT_ENV, 1800))
+            except ValueError:
+                raise ValueError(f'{TIMEOUT_ENV} must be a number of seconds, got {os.environ[TIMEOUT_ENV]!r}')
         if timeout_s <= 0:
             raise ValueError(f'{TIMEOUT_ENV} must be a positive number of seconds, got {timeout_s!r}')
         dist.init_process_group(backend='nccl' if device.type == 'cuda' else 'gloo',
