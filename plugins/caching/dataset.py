@@ -17,7 +17,7 @@ CACHE_FIELDS = ('cache_index', 'cache_key', 'cache_dataset', 'cache_size')
 class TeacherCacheDatasetWrapper(BaseDatasetWrapper):
     """Returns ``(sample, target, supp_dict)`` with the sample's index and content key for the teacher cache.
 
-    ``supp_dict`` gets ``cache_index`` (the index), ``cache_key`` (64-bit BLAKE2b of the transformed sample, so
+    ``supp_dict`` gets ``cache_index`` (the index), ``cache_key`` (64 bits of the SHA-1 of the transformed sample, so
     a changed sample or transform never matches a cached row), ``cache_dataset`` (a key of the dataset's class,
     length and transform reprs) and ``cache_size`` (its length). :class:`CachedTeacherWrapper` serves the
     teacher's output for rows it holds. When the transform is random (a ``Random*`` transform, ``ColorJitter``,

@@ -1,6 +1,7 @@
 """Fingerprints that key the teacher-output cache: the teacher's weights, each transformed sample, the dataset.
 
-All are BLAKE2b digests of the actual bytes, so any change of weights, of a sample or of what a transform
+All are SHA digests of the actual bytes (SHA-1 truncated to 64 bits per sample, fast where the CPU has SHA
+instructions; SHA-256 for teachers and datasets), so any change of weights, of a sample or of what a transform
 produces gives a different key; nothing relies on file names or modification times.
 """
 import hashlib
@@ -24,10 +25,15 @@ _ADDRESS = re.compile(r' at 0x[0-9a-fA-F]+')
 
 def _update(digest, obj):
     if isinstance(obj, torch.Tensor):
-        tensor = obj.detach().cpu().contiguous()
+        tensor = obj.detach()
+        if tensor.device.type != 'cpu':
+            tensor = tensor.cpu()
         digest.update(f'tensor{tensor.dtype}{tuple(tensor.shape)}'.encode())
-        # A flat uint8 view hashes any dtype (bfloat16 included) without a numpy equivalent.
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        try:
+            array = tensor.numpy()  # shares memory: no copy for the usual float / integer tensors
+        except (TypeError, RuntimeError):  # a dtype numpy lacks (bfloat16...), conj/neg views: hash the raw bytes
+            array = tensor.resolve_conj().resolve_neg().contiguous().reshape(-1).view(torch.uint8).numpy()
+        digest.update(array if array.flags.c_contiguous else np.ascontiguousarray(array))
     elif isinstance(obj, np.ndarray) and obj.dtype != object:
         array = np.ascontiguousarray(obj)
         digest.update(f'ndarray{array.dtype.str}{array.shape}'.encode())
@@ -52,27 +58,27 @@ def _update(digest, obj):
 
 def sample_key(sample):
     """A signed 64-bit key of a (transformed) sample: tensors, arrays, PIL images and nested dicts/lists."""
-    digest = hashlib.blake2b(digest_size=8)
+    digest = hashlib.sha1()
     _update(digest, sample)
-    return int.from_bytes(digest.digest(), 'little', signed=True)
+    return int.from_bytes(digest.digest()[:8], 'little', signed=True)
 
 
 def module_fingerprint(module, *extra):
     """Hex digest of a module's class and every parameter and buffer (names, dtypes, shapes, values)."""
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.sha256()
     digest.update(f'{type(module).__module__}.{type(module).__qualname__}'.encode())
     for name, tensor in module.state_dict(keep_vars=False).items():
         digest.update(name.encode())
         _update(digest, tensor)
     for item in extra:
         _update(digest, item)
-    return digest.hexdigest()
+    return digest.hexdigest()[:32]
 
 
-def tensor_versions(module):
-    """Identity and in-place version counter of every parameter and buffer: a cheap per-step change detector
-    (``load_state_dict``, ``copy_`` and optimiser steps all bump ``Tensor._version``)."""
-    return tuple((id(tensor), tensor._version) for tensor in (*module.parameters(), *module.buffers()))
+def tensor_versions(tensors):
+    """Identity and in-place version counter of ``tensors`` (a module's parameters and buffers, listed once): a
+    cheap per-step change detector, as ``load_state_dict``, ``copy_`` and optimiser steps bump ``Tensor._version``."""
+    return [(id(tensor), tensor._version) for tensor in tensors]
 
 
 def _walk(obj, seen, depth=0):
@@ -114,8 +120,8 @@ def dataset_fingerprint(dataset):
             value = getattr(obj, name, None)
             if value is not None:
                 parts.append(_ADDRESS.sub('', repr(value)))
-    digest = hashlib.blake2b('\n'.join(parts).encode(), digest_size=8)
-    return int.from_bytes(digest.digest(), 'little', signed=True)
+    digest = hashlib.sha256('\n'.join(parts).encode())
+    return int.from_bytes(digest.digest()[:8], 'little', signed=True)
 
 
 def samples_reproducible(dataset, indices):

@@ -66,7 +66,8 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
     On a batch whose every sample has a valid row (same index, same sample key, same teacher weights) the
     teacher does not run at all and the cached output (bit-identical to what the teacher returned for that
     sample) is returned; otherwise the teacher runs on the batch and its rows are (re)written. The cache is
-    keyed by the teacher's weights (a digest, re-taken whenever a parameter or buffer changes in place), the
+    keyed by the teacher's weights (a digest, re-taken at the next step after a parameter or buffer changes in
+    place, e.g. ``load_state_dict``, and at the next epoch after parameter objects are replaced), the
     dataset (class, length, transforms) and every sample's content, so a change of teacher, data or transform
     is never served stale. ``mode``: ``memory`` (tensors on the outputs' device), ``disk`` (``.npy`` memory
     maps under ``cache_dir``, reused by later runs with the same teacher and data) or ``auto`` (memory when
@@ -109,6 +110,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         self.mode, self.max_memory_mb = mode, max_memory_mb
         self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
         self.stores, self._versions, self._fingerprint, self._warned, self._device = {}, None, None, set(), None
+        self._tensors = self._submodules = None
         self.hits = self.misses = self.teacher_calls = 0
 
     def _warn_once(self, reason):
@@ -120,21 +122,29 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         self.teacher_calls += 1
         return self.teacher_forward_proc(self.teacher, sample_batch, targets, supp_dict)
 
+    def _refresh_tensor_lists(self):
+        # Walking a deep teacher's modules costs milliseconds, so the lists are taken once per epoch (after
+        # torchdistill has moved the teacher to its device, which may replace buffers) and checked every step.
+        self._tensors = [*self.teacher.parameters(), *self.teacher.buffers()]
+        self._submodules = list(self.teacher.modules())
+
     def _uncacheable_reason(self, supp_dict):
         if not isinstance(supp_dict, Mapping) or 'cache_index' not in supp_dict:
             return 'the batches carry no cache_index (add TeacherCacheDatasetWrapper to the training loader; ' \
                    'it leaves it out when the transform is random)'
+        if self._tensors is None:
+            self._refresh_tensor_lists()
         if self.teacher.training:
             return 'the teacher is in training mode (call teacher.eval())'
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.teacher.parameters()):
+        if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in self._tensors):
             return 'the teacher is being trained (set teacher.requires_grad: false)'
-        if any(module._forward_hooks or module._forward_pre_hooks for module in self.teacher.modules()):
+        if any(module._forward_hooks or module._forward_pre_hooks for module in self._submodules):
             return 'forward hooks are set on teacher modules (only the output of the whole model is cached)'
         return None
 
     def _teacher_key(self):
         """The teacher's weight digest, re-taken (and in-memory rows dropped) whenever a tensor changed."""
-        versions = tensor_versions(self.teacher)
+        versions = tensor_versions(self._tensors)
         if versions != self._versions:
             fingerprint = module_fingerprint(self.teacher, self.forward_proc_name)
             if self._fingerprint is not None and fingerprint != self._fingerprint:
@@ -215,9 +225,10 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         return self._device
 
     def post_epoch_process(self, *args, **kwargs):
-        """Flushes disk stores and logs the epoch's hits and misses."""
+        """Flushes disk stores, logs the epoch's hits and misses and re-lists the teacher's tensors."""
         for store, _ in self.stores.values():
             store.flush()
+        self._tensors = self._submodules = None
         if self.hits or self.misses:
             logger.info('Teacher-output cache: %d hits, %d misses, %d teacher calls this epoch',
                         self.hits, self.misses, self.teacher_calls)

@@ -1,0 +1,406 @@
+"""Speed of our losses against torchdistill's KDLoss, and of a Stage-I epoch with cached teacher outputs.
+
+``python -m benchmarks.perf [--quick] [--output runs/perf/perf.json] [--threads N] [--device cpu]``
+
+Everything runs in one process with the paper's CIFAR pair, teacher ResNet-110 -> student ResNet-8, on
+synthetic 32x32 inputs (timing does not depend on pixel values), under ``torch.set_num_threads(--threads)``.
+Variants are interleaved (the order rotates every repetition) and medians are reported, so a slow spell of a
+shared machine hits every variant alike.
+
+(a) Training step, as torchdistill runs it: ``DistillationBox.forward_process`` + ``post_forward_process``
+    (teacher forward, student forward, loss, backward, SGD step) with ``AnnealingKDLoss`` and
+    ``ContinuationKDLoss`` against ``KDLoss``; same models, same batch. The ratio is the median over
+    repetitions of (our step / the adjacent KDLoss step). The loss alone (forward + backward on fixed logits)
+    is timed too, where our schedule's Python overhead would show. Also Stage II (cross-entropy): torchdistill's
+    default, which runs the teacher anyway, against :func:`plugins.caching.release_idle_teacher`.
+(b) Stage-I epoch (Annealing-KD) over ``--epoch-batches`` batches: teacher forward on every step, cached
+    teacher outputs (memory and disk stores, after one filling epoch), and student-only training
+    (torchdistill ``TrainingBox`` with cross-entropy).
+
+It prints a table and writes the figures as JSON (atomically). ``--quick`` (batch 4, one repetition, well under
+a minute) is for tests; its figures are not meant to be quoted.
+"""
+import argparse
+import copy
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch.utils.data import RandomSampler, SequentialSampler, TensorDataset
+from torchdistill.core.distillation import get_distillation_box
+from torchdistill.core.training import get_training_box
+from torchdistill.models.registry import get_model
+
+import plugins  # noqa: F401  (registers our losses, models and wrappers)
+from plugins.caching import CachedTeacherWrapper, apply_teacher_cache, release_idle_teacher
+from plugins.checkpoint import atomic_write_json
+from plugins.config_checks import check_config
+from plugins.losses.scheduled import find_scheduled_losses
+
+__all__ = ['run', 'main']
+
+STEP_TARGET, EPOCH_TARGET = 1.03, 1.15
+CLOCKS = ('wall', 'cpu')
+IO = {'student_module_path': '.', 'student_module_io': 'output', 'teacher_module_path': '.',
+      'teacher_module_io': 'output'}
+LOSSES = {
+    'KDLoss': {'key': 'KDLoss', 'kwargs': dict(IO, temperature=4.0, alpha=0.5)},
+    'AnnealingKDLoss': {'key': 'AnnealingKDLoss', 'kwargs': dict(IO, max_temperature=10)},
+    'ContinuationKDLoss': {'key': 'ContinuationKDLoss', 'kwargs': dict(
+        IO, objective='temperature', temperature=4.0, alpha=0.5, max_temperature=16.0, schedule={'shape': 'cosine'})},
+}
+CE = {'key': 'CrossEntropyLoss', 'kwargs': {}}
+CE_WRAPPER = {'key': 'SimpleLossWrapper', 'kwargs': {'input': {'is_from_teacher': False, 'module_path': '.',
+                                                                'io': 'output'}, 'target': {'uses_label': True}}}
+STAGE_EPOCHS = 10  # >= max_temperature, so the Annealing-KD schedule is valid
+
+
+def build_models(num_classes, device):
+    """ResNet-110 teacher (torchdistill) and ResNet-8 student (``plugins.models.cifar``, registered as 'resnet8')."""
+    teacher = get_model('resnet110', num_classes=num_classes)
+    try:
+        student = get_model('resnet8', num_classes=num_classes)
+    except ValueError:  # older checkout without plugins/models/cifar.py: torchdistill's builder at depth 8
+        from torchdistill.models.classification.resnet import resnet
+        student = resnet(8, num_classes, False, False)
+    return teacher.to(device).eval(), student.to(device)
+
+
+def weighted_sum(term, wrapper=None):
+    sub_term = {'criterion': term, 'weight': 1.0}
+    if wrapper is not None:
+        sub_term['criterion_wrapper'] = wrapper
+    return {'key': 'WeightedSumLoss', 'kwargs': {'sub_terms': {'loss': sub_term}}}
+
+
+def make_config(datasets, criterion, batch_size, teacher=True, cache_mode='off', cache_dir=None):
+    """A single-stage torchdistill config (the runner's format) around ``criterion``."""
+    loader = {'dataset_id': 'train', 'sampler': {'class_or_func': RandomSampler, 'kwargs': {}},
+              'kwargs': {'batch_size': batch_size, 'num_workers': 0, 'drop_last': True}}
+    val_loader = {'dataset_id': 'val', 'sampler': {'class_or_func': SequentialSampler, 'kwargs': {}},
+                  'kwargs': {'batch_size': batch_size, 'num_workers': 0}}
+    stage = {'num_epochs': STAGE_EPOCHS, 'train_data_loader': loader, 'val_data_loader': val_loader,
+             'optimizer': {'key': 'SGD', 'kwargs': {'lr': 0.1, 'momentum': 0.9, 'weight_decay': 1e-4}},
+             'criterion': criterion}
+    if teacher:
+        stage['teacher'] = {'forward_proc': 'forward_batch_only', 'requires_grad': False}
+        stage['student'] = {'forward_proc': 'forward_batch_only', 'requires_grad': True}
+    else:
+        stage['model'] = {'forward_proc': 'forward_batch_only'}
+    if find_scheduled_losses(plugins_criterion(criterion)):
+        stage['pre_epoch_process'] = 'advance_loss_schedules'
+    models = {'student_model': {'key': 'resnet8'}}
+    if teacher:
+        models['teacher_model'] = {'key': 'resnet110', 'weights_in_kwargs': True}
+    return {'datasets': datasets, 'models': models, 'train': stage,
+            'test': {'test_data_loader': dict(val_loader, dataset_id='test')},
+            'teacher_cache': {'mode': cache_mode, 'cache_dir': cache_dir, 'max_memory_mb': 1024}}
+
+
+def plugins_criterion(criterion_config):
+    from torchdistill.losses.registry import get_high_level_loss
+    return get_high_level_loss(copy.deepcopy(criterion_config))
+
+
+def make_box(config, teacher, student, device):
+    config = apply_teacher_cache(config, check_config(config))
+    train = copy.deepcopy(config['train'])
+    if teacher is None:
+        return get_training_box(student, config['datasets'], train, device, None, False, 1)
+    return get_distillation_box(teacher, student, config['datasets'], train, device, None, False, 1)
+
+
+def synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def train_step(box, sample_batch, targets, supp_dict):
+    loss = box.forward_process(sample_batch, targets, supp_dict)
+    box.post_forward_process(loss=loss)
+    return loss
+
+
+def time_interleaved(variants, repeats, device, warmup=1):
+    """{clock: {name: [seconds per repetition]}} for the ``wall`` clock and the process ``cpu`` clock.
+
+    Each repetition runs every variant once, the order rotating. The CPU clock (this process's CPU time)
+    barely moves when other processes compete for the cores, so it is reported beside the wall clock.
+    """
+    names = list(variants)
+    for name in names:
+        for _ in range(warmup):
+            variants[name]()
+    times = {clock: {name: [] for name in names} for clock in CLOCKS}
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            synchronize(device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            variants[name]()
+            synchronize(device)
+            times['wall'][name].append(time.perf_counter() - wall)
+            times['cpu'][name].append(time.process_time() - cpu)
+    return times
+
+
+def paired_ratio(times, name, reference):
+    """Median over repetitions of times[name][r] / times[reference][r] (same repetition, adjacent in time)."""
+    return statistics.median(a / b for a, b in zip(times[name], times[reference]))
+
+
+def ratios(times, pairs):
+    """{clock: {label: paired ratio}} for ``pairs`` = {label: (name, reference)}."""
+    return {clock: {label: paired_ratio(times[clock], *pair) for label, pair in pairs.items()} for clock in times}
+
+
+def summary(times, scale=1):
+    return {clock: {name: {'median_s': statistics.median(values) / scale, 'min_s': min(values) / scale,
+                           'max_s': max(values) / scale, 'samples_s': [v / scale for v in values]}
+                    for name, values in by_name.items()} for clock, by_name in times.items()}
+
+
+def measure_steps(args, device, datasets):
+    """(a): step and loss-only times of each loss, and the Stage-II step with and without the teacher."""
+    teacher, student = build_models(args.num_classes, device)
+    generator = torch.Generator().manual_seed(1)
+    sample_batch = torch.randn(args.batch_size, 3, 32, 32, generator=generator).to(device)
+    targets = torch.randint(0, args.num_classes, (args.batch_size,), generator=generator).to(device)
+    boxes, criteria = {}, {}
+    for name, loss in LOSSES.items():
+        box = make_box(make_config(datasets, weighted_sum(loss), args.batch_size), teacher,
+                       copy.deepcopy(student), device)
+        for scheduled in find_scheduled_losses(box.criterion):
+            scheduled.set_epoch(STAGE_EPOCHS // 2, STAGE_EPOCHS)  # mid-schedule, as in training
+        box.student_model.train()
+        boxes[name], criteria[name] = box, box.criterion
+    stage2 = weighted_sum(CE, CE_WRAPPER)
+    boxes['Stage II, torchdistill default'] = make_box(make_config(datasets, stage2, args.batch_size), teacher,
+                                                       copy.deepcopy(student), device)
+    released = make_box(make_config(datasets, stage2, args.batch_size), teacher, copy.deepcopy(student), device)
+    assert release_idle_teacher(released)
+    boxes['Stage II, release_idle_teacher'] = released
+    teacher.to(device)  # release_idle_teacher moved the shared teacher to the CPU; the other boxes need it here
+    for box in boxes.values():
+        box.student_model.train()
+    step_times = time_interleaved({name: (lambda box=box: train_step(box, sample_batch, targets, {}))
+                                   for name, box in boxes.items()}, args.step_repeats, device)
+
+    student_logits = torch.randn(args.batch_size, args.num_classes, device=device, requires_grad=True)
+    teacher_logits = torch.randn(args.batch_size, args.num_classes, device=device)
+    io_dict = {'student': {'.': {'output': student_logits}}, 'teacher': {'.': {'output': teacher_logits}}}
+
+    def loss_only(criterion):
+        for _ in range(args.loss_calls):
+            criterion(io_dict, {}, targets).backward()
+            student_logits.grad = None
+
+    loss_times = time_interleaved({name: (lambda c=c: loss_only(c)) for name, c in criteria.items()},
+                                  args.step_repeats * 3, device)
+    pairs = {f'{name} / KDLoss step': (name, 'KDLoss') for name in ('AnnealingKDLoss', 'ContinuationKDLoss')}
+    pairs['Stage II released / default step'] = ('Stage II, release_idle_teacher', 'Stage II, torchdistill default')
+    loss_pairs = {f'{name} / KDLoss loss only': (name, 'KDLoss') for name in ('AnnealingKDLoss', 'ContinuationKDLoss')}
+    step_ratios, loss_ratios = ratios(step_times, pairs), ratios(loss_times, loss_pairs)
+    return {'step': summary(step_times), 'loss_only': summary(loss_times, scale=args.loss_calls),
+            'ratios': {clock: dict(step_ratios[clock], **loss_ratios[clock]) for clock in CLOCKS}}
+
+
+def run_epoch(box, epoch):
+    box.pre_epoch_process(epoch=epoch)
+    for sample_batch, targets, supp_dict in box.train_data_loader:
+        train_step(box, sample_batch.to(box.device), targets.to(box.device), supp_dict)
+    box.post_epoch_process()
+
+
+def measure_epochs(args, device, datasets, cache_dir):
+    """(b): one Stage-I epoch with the teacher on every step, with cached outputs, and student-only training."""
+    teacher, student = build_models(args.num_classes, device)
+    annealing = weighted_sum(LOSSES['AnnealingKDLoss'])
+    boxes = {
+        'teacher every step': make_box(make_config(datasets, annealing, args.batch_size), teacher,
+                                       copy.deepcopy(student), device),
+        'cached (memory)': make_box(make_config(datasets, annealing, args.batch_size, cache_mode='memory'),
+                                    teacher, copy.deepcopy(student), device),
+        'cached (disk)': make_box(make_config(datasets, annealing, args.batch_size, cache_mode='disk',
+                                              cache_dir=cache_dir), teacher, copy.deepcopy(student), device),
+    }
+    boxes['student only'] = make_box(make_config(datasets, weighted_sum(CE, CE_WRAPPER), args.batch_size,
+                                                 teacher=False), None, copy.deepcopy(student), device)
+    fill, teacher_calls = {}, {name: 0 for name in ('cached (memory)', 'cached (disk)')}
+    for name in teacher_calls:
+        wrapper = boxes[name].teacher_model
+        assert isinstance(wrapper, CachedTeacherWrapper)
+        synchronize(device)
+        start = time.perf_counter()
+        run_epoch(boxes[name], 0)
+        synchronize(device)
+        fill[name] = time.perf_counter() - start
+
+        def counting(*args, forward_proc=wrapper.teacher_forward_proc, name=name, **kwargs):
+            teacher_calls[name] += 1
+            return forward_proc(*args, **kwargs)
+
+        wrapper.teacher_forward_proc = counting  # from now on every teacher call is counted
+    counters = {name: 0 for name in boxes}
+
+    def epoch(name):
+        run_epoch(boxes[name], counters[name] % STAGE_EPOCHS)
+        counters[name] += 1
+
+    # The cheap variants are repeated often; the teacher-every-step epoch (~10x longer) a few times beside them.
+    cheap = time_interleaved({name: (lambda name=name: epoch(name)) for name in
+                              ('cached (memory)', 'cached (disk)', 'student only')}, args.epoch_repeats, device,
+                             warmup=0)
+    with_teacher = time_interleaved({name: (lambda name=name: epoch(name)) for name in
+                                     ('teacher every step', 'cached (memory)', 'student only')},
+                                    args.teacher_epoch_repeats, device, warmup=0)
+    cheap_ratios = ratios(cheap, {'cached (memory) / student only': ('cached (memory)', 'student only'),
+                                  'cached (disk) / student only': ('cached (disk)', 'student only')})
+    teacher_ratios = ratios(with_teacher, {
+        'teacher every step / cached (memory)': ('teacher every step', 'cached (memory)'),
+        'teacher every step / student only': ('teacher every step', 'student only')})
+    return {'epoch': summary(cheap), 'epoch_with_teacher': summary(with_teacher), 'fill_epoch_s': fill,
+            'teacher_calls_after_filling': teacher_calls,
+            'ratios': {clock: dict(cheap_ratios[clock], **teacher_ratios[clock]) for clock in CLOCKS}}
+
+
+def run(args):
+    """Runs both measurements and returns the result dict (also written to ``args.output``)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)  # leave the process as it was (e.g. under pytest)
+
+
+def _run(args):
+    device = torch.device(args.device)
+    generator = torch.Generator().manual_seed(0)
+    num_train = args.batch_size * args.epoch_batches
+    datasets = {split: TensorDataset(torch.randn(n, 3, 32, 32, generator=generator),
+                                     torch.randint(0, args.num_classes, (n,), generator=generator))
+                for split, n in (('train', num_train), ('val', args.batch_size), ('test', args.batch_size))}
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    steps = measure_steps(args, device, datasets)
+    with tempfile.TemporaryDirectory(prefix='perf-teacher-cache-') as cache_dir:
+        epochs = measure_epochs(args, device, datasets, cache_dir)
+    all_ratios = {clock: dict(steps['ratios'][clock], **epochs['ratios'][clock]) for clock in CLOCKS}
+    result = {
+        'settings': {'quick': args.quick, 'device': str(device), 'threads': torch.get_num_threads(),
+                     'cpu_count': os.cpu_count(), 'batch_size': args.batch_size,
+                     'epoch_samples': num_train, 'num_classes': args.num_classes,
+                     'teacher': 'resnet110', 'student': 'resnet8', 'input': '3x32x32 synthetic',
+                     'step_repeats': args.step_repeats, 'epoch_repeats': args.epoch_repeats,
+                     'teacher_epoch_repeats': args.teacher_epoch_repeats, 'loss_calls': args.loss_calls,
+                     'torch': torch.__version__, 'python': platform.python_version(),
+                     'processor': platform.processor() or platform.machine(),
+                     'load_average_before': load_before, 'load_average_after': os.getloadavg(),
+                     'command': ' '.join(['python', '-m', 'benchmarks.perf', *args.argv])},
+        'step': steps, 'stage1_epoch': epochs, 'ratios': all_ratios,
+        'targets': {'step_ratio_max': STEP_TARGET, 'epoch_ratio_max': EPOCH_TARGET, 'met': {
+            clock: {'step': all(all_ratios[clock][f'{n} / KDLoss step'] <= STEP_TARGET
+                                for n in ('AnnealingKDLoss', 'ContinuationKDLoss')),
+                    'epoch': all_ratios[clock]['cached (memory) / student only'] <= EPOCH_TARGET}
+            for clock in CLOCKS}},
+        'wall_time_s': time.perf_counter() - start,
+    }
+    atomic_write_json(args.output, result)
+    return result
+
+
+def _target(name):
+    if name.endswith('KDLoss step'):
+        return STEP_TARGET
+    return EPOCH_TARGET if name == 'cached (memory) / student only' else None
+
+
+def format_table(result):
+    """The measured figures as a plain-text table (wall clock and process CPU time side by side)."""
+    settings, lines = result['settings'], []
+    load = settings['load_average_before'][0], settings['load_average_after'][0]
+    lines.append(f"ResNet-110 -> ResNet-8, {settings['input']}, batch {settings['batch_size']}, "
+                 f"{settings['num_classes']} classes, device {settings['device']}, torch.set_num_threads("
+                 f"{settings['threads']}) on {settings['cpu_count']} CPUs, 1-min load average {load[0]:.1f} before, "
+                 f"{load[1]:.1f} after")
+    header = f"    {'':<36} {'wall':>10} {'cpu':>10}"
+
+    def rows(section, unit, scale):
+        digits = 2 if unit == 's' else 1
+        for name in section['wall']:
+            lines.append(f"    {name:<36} {section['wall'][name]['median_s'] * scale:10.{digits}f} "
+                         f"{section['cpu'][name]['median_s'] * scale:10.{digits}f}  {unit}")
+
+    lines.append(f"(a) training step (teacher fwd, student fwd, loss, backward, SGD), median of "
+                 f"{settings['step_repeats']} interleaved repetitions")
+    lines.append(header)
+    rows(result['step']['step'], 'ms', 1e3)
+    lines.append(f"    loss alone (forward + backward on fixed logits), median of {settings['step_repeats'] * 3}")
+    rows(result['step']['loss_only'], 'us', 1e6)
+    lines.append(f"(b) Stage-I epoch of {settings['epoch_samples']} samples, median of {settings['epoch_repeats']} "
+                 f"interleaved repetitions ({settings['teacher_epoch_repeats']} with the teacher every step)")
+    lines.append(header)
+    rows(result['stage1_epoch']['epoch'], 's', 1)
+    teacher = result['stage1_epoch']['epoch_with_teacher']
+    lines.append(f"    {'teacher every step':<36} {teacher['wall']['teacher every step']['median_s']:10.2f} "
+                 f"{teacher['cpu']['teacher every step']['median_s']:10.2f}  s")
+    for name, seconds in result['stage1_epoch']['fill_epoch_s'].items():
+        lines.append(f"    {name + ', filling epoch':<36} {seconds:10.2f} {'':>10}  s")
+    lines.append('ratios (median over repetitions of the ratio within a repetition)')
+    lines.append(header)
+    for name in result['ratios']['wall']:
+        wall, cpu = result['ratios']['wall'][name], result['ratios']['cpu'][name]
+        target = _target(name)
+        verdict = '' if target is None else \
+            f"  target <= {target}: wall {'met' if wall <= target else 'MISSED'}, cpu {'met' if cpu <= target else 'MISSED'}"
+        lines.append(f'    {name:<36} {wall:10.3f} {cpu:10.3f}{verdict}')
+    lines.append(f"teacher calls in the timed cached epochs: {result['stage1_epoch']['teacher_calls_after_filling']}; "
+                 f"wall time {result['wall_time_s']:.0f} s")
+    return '\n'.join(lines)
+
+
+def get_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='small and fast (for tests; at most a minute)')
+    parser.add_argument('--output', help='JSON output (default runs/perf/perf.json, or perf_quick.json)')
+    parser.add_argument('--threads', type=int, help='torch.set_num_threads (default: all CPUs; 1 with --quick, '
+                                                    'which keeps it fast on a busy machine)')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    parser.add_argument('--batch-size', type=int, help='default 128 (the paper), 4 with --quick')
+    parser.add_argument('--epoch-batches', type=int, help='batches per timed epoch (default 8, 2 with --quick)')
+    parser.add_argument('--step-repeats', type=int, help='default 9, 1 with --quick')
+    parser.add_argument('--epoch-repeats', type=int, help='cached and student-only epochs (default 9, 1 with --quick)')
+    parser.add_argument('--teacher-epoch-repeats', type=int, help='epochs with the teacher on every step (default 3, '
+                                                                  '1 with --quick)')
+    parser.add_argument('--loss-calls', type=int, help='loss calls per loss-only timing (default 200, 10 with --quick)')
+    parser.add_argument('--num-classes', type=int, default=100, help='100 (CIFAR-100, default) or 10')
+    args = parser.parse_args(argv)
+    defaults = dict(batch_size=4, epoch_batches=2, step_repeats=1, epoch_repeats=1, teacher_epoch_repeats=1,
+                    loss_calls=10, threads=1) if args.quick else \
+        dict(batch_size=128, epoch_batches=8, step_repeats=9, epoch_repeats=9, teacher_epoch_repeats=3, loss_calls=200,
+             threads=os.cpu_count())
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+        if getattr(args, key) < 1:
+            parser.error(f"--{key.replace('_', '-')} must be >= 1")
+    if args.device != 'cpu' and not args.device.startswith('cuda'):
+        parser.error(f"--device must be 'cpu' or 'cuda[:N]', got {args.device!r}")
+    if args.output is None:
+        args.output = os.path.join('runs', 'perf', 'perf_quick.json' if args.quick else 'perf.json')
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def main(argv=None):
+    result = run(get_args(argv))
+    print(format_table(result))
+    return result
+
+
+if __name__ == '__main__':
+    main()
