@@ -129,3 +129,22 @@ def test_data_root_precedence(monkeypatch):
     assert cifar_data_root() == '/data/env'
     monkeypatch.delenv('KD_DATA_ROOT')
     assert cifar_data_root() == os.path.expanduser('~/datasets')
+
+
+def test_downloads_only_when_asked(tmp_path, monkeypatch):
+    import torchvision.datasets.cifar as torchvision_cifar
+    calls = []
+
+    def fake_download(url, download_root, filename=None, md5=None, **kwargs):
+        calls.append((url, md5))
+        write_tiny_cifar10(download_root)
+
+    monkeypatch.setattr(torchvision_cifar, 'download_and_extract_archive', fake_download)
+    tiny_cifar_env(monkeypatch, tmp_path)
+    with pytest.raises(FileNotFoundError):
+        cifar_split('cifar10', 'test')
+    assert calls == []
+    monkeypatch.setenv('KD_DOWNLOAD', '1')
+    assert len(cifar_split('cifar10', 'test')) == 10
+    assert len(cifar_split('cifar10', 'val')) == 2  # the files are there now: no second download
+    assert calls == [(torchvision_cifar.CIFAR10.url, torchvision_cifar.CIFAR10.tgz_md5)]
