@@ -7,8 +7,8 @@ GLUE's test labels are hidden, so the splits here are:
   fixed by ``split_seed`` (not by the training seed), for model selection and Algorithm 1's checkpoints;
 - ``test``: the official dev set (``test_mismatched`` is MNLI's mismatched dev set), used once at the end.
 
-Papers that select on the dev set and report the same dev set (as the Annealing-KD paper's Table 3 does)
-overestimate; our numbers are therefore not directly comparable with theirs, and train on 10 % less data.
+The Annealing-KD authors' GLUE script keeps the checkpoint with the best score on the dev set it then reports,
+which overestimates; our numbers are therefore not directly comparable with theirs (and train on 10 % less data).
 
 A sample is ``(EncodedText, label)``: a dict of 1-D token tensors (``input_ids``, ``attention_mask``,
 ``token_type_ids`` for BERT) and a class index, or a float tensor of shape (1,) for the STS-B regression
