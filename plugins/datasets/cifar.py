@@ -14,10 +14,9 @@ import os
 
 import numpy as np
 from torch.utils.data import Subset
+from torchdistill.common.constant import def_logger
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, CIFAR100
-
-from torchdistill.common.constant import def_logger
 
 logger = def_logger.getChild(__name__)
 

@@ -39,14 +39,14 @@ EXPECTED = {
     ('resnet8', 100): resnet8_params(100),
     ('plain_cnn2', 10): conv(3, 16, True) + bn(16) + conv(16, 16, True) + bn(16) + linear(8 * 8 * 16, 10),
     ('plain_cnn2', 100): conv(3, 32, True) + bn(32) + conv(32, 32, True) + bn(32) + linear(8 * 8 * 32, 100),
-    ('plain_cnn4', 10): conv(3, 16, True) + conv(16, 16, True) + 2 * bn(16) + conv(16, 32, True)
-                        + conv(32, 32, True) + 2 * bn(32) + linear(8 * 8 * 32, 10),
-    ('plain_cnn4', 100): conv(3, 32, True) + conv(32, 32, True) + 2 * bn(32) + conv(32, 64, True)
-                         + conv(64, 64, True) + 2 * bn(64) + linear(8 * 8 * 64, 100),
-    ('plain_cnn10', 10): conv(3, 32, True) + conv(32, 32, True) + 2 * bn(32) + conv(32, 64, True)
-                         + conv(64, 64, True) + 2 * bn(64) + conv(64, 128, True) + conv(128, 128, True) + 2 * bn(128)
-                         + conv(128, 256, True) + 3 * conv(256, 256, True) + 4 * bn(256)
-                         + linear(2 * 2 * 256, 128) + linear(128, 10),
+    ('plain_cnn4', 10): (conv(3, 16, True) + conv(16, 16, True) + 2 * bn(16) + conv(16, 32, True)
+                         + conv(32, 32, True) + 2 * bn(32) + linear(8 * 8 * 32, 10)),
+    ('plain_cnn4', 100): (conv(3, 32, True) + conv(32, 32, True) + 2 * bn(32) + conv(32, 64, True)
+                          + conv(64, 64, True) + 2 * bn(64) + linear(8 * 8 * 64, 100)),
+    ('plain_cnn10', 10): (conv(3, 32, True) + conv(32, 32, True) + 2 * bn(32) + conv(32, 64, True)
+                          + conv(64, 64, True) + 2 * bn(64) + conv(64, 128, True) + conv(128, 128, True)
+                          + 2 * bn(128) + conv(128, 256, True) + 3 * conv(256, 256, True) + 4 * bn(256)
+                          + linear(2 * 2 * 256, 128) + linear(128, 10)),
 }
 EXPECTED[('plain_cnn10', 100)] = EXPECTED[('plain_cnn10', 10)] - linear(1024, 128) - linear(128, 10) \
     + linear(1024, 512) + linear(512, 100)

@@ -135,8 +135,8 @@ def test_methods_differ_from_vanilla_kd_only_where_the_method_does(dataset, fami
     load = lambda method, name: without_datasets(load_config(full_path(f'{dataset}/{method}/{name}.yaml')))  # noqa
     kd = load('kd', f'{s}_from_{t}')
     assert differences(kd, load('kd', f'{ta}_from_{t}')) == {'models.student_model.key'}
-    assert differences(kd, load('takd', f'{s}_from_{ta}')) == {'models.teacher_model.key',
-                                                                'models.teacher_model.src_ckpt'}
+    assert differences(kd, load('takd', f'{s}_from_{ta}')) == {
+        'models.teacher_model.key', 'models.teacher_model.src_ckpt'}
     assert differences(kd, load('continuation_kd', f'{s}_from_{t}')) == {
         'train.criterion.kwargs.sub_terms.kd', 'train.criterion.kwargs.sub_terms.continuation_kd',
         'train.pre_epoch_process'}
@@ -150,8 +150,8 @@ def test_methods_differ_from_vanilla_kd_only_where_the_method_does(dataset, fami
     stage1, stage2 = annealing['train']['stage1'], annealing['train']['stage2']
     assert differences({**kd['train'], 'log_freq': None}, stage1) == {
         'criterion.kwargs.sub_terms.kd', 'criterion.kwargs.sub_terms.annealing_kd', 'pre_epoch_process'}
-    assert differences(stage1, {**stage2, 'train_data_loader': stage1['train_data_loader'],
-                                               'val_data_loader': stage1['val_data_loader']}) == {
+    loaders = {name: stage1[name] for name in ('train_data_loader', 'val_data_loader')}
+    assert differences(stage1, {**stage2, **loaders}) == {
         'criterion.kwargs.sub_terms.annealing_kd', 'criterion.kwargs.sub_terms.ce', 'pre_epoch_process'}
     assert stage2['criterion'] == scratch['train']['criterion']
 
