@@ -33,7 +33,10 @@ def release_idle_teacher(box):
             type(teacher).secondary_forward is not AuxiliaryModelWrapper.secondary_forward:
         return False
     box.teacher_forward_proc = skip_teacher_forward
+    on_gpu = any(tensor.is_cuda for tensor in (*teacher.parameters(), *teacher.buffers()))
     teacher.to(torch.device('cpu'))
+    if on_gpu:
+        torch.cuda.empty_cache()  # hand the teacher's memory back, not only to PyTorch's caching allocator
     logger.info('The criterion of this stage does not read the teacher: its forward pass is skipped and it is '
                 'kept on the CPU')
     return True

@@ -70,8 +70,10 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
     place, e.g. ``load_state_dict``, and at the next epoch after parameter objects are replaced), the
     dataset (class, length, transforms) and every sample's content, so a change of teacher, data or transform
     is never served stale. ``mode``: ``memory`` (tensors on the outputs' device), ``disk`` (``.npy`` memory
-    maps under ``cache_dir``, reused by later runs with the same teacher and data) or ``auto`` (memory when
-    the whole cache fits in ``max_memory_mb``, disk otherwise). Caching is skipped, with one warning, when it
+    maps under ``cache_dir``, reused by later runs with the same teacher and data) or ``auto`` (a disk cache an
+    earlier run left is reused; otherwise memory when the whole cache fits in ``max_memory_mb``, disk when it
+    does not, or when training is distributed: the ranks then fill one shared cache, whereas each rank's
+    memory cache would only see the samples its sampler gives it). Caching is skipped, with one warning, when it
     cannot be exact: a teacher in training mode or with gradients, forward hooks on teacher modules (only the
     model's own output, io_dict path '.', is cached), outputs that are not per-sample tensors, or batches
     without the cache fields (no :class:`TeacherCacheDatasetWrapper`, or a random training transform).
@@ -79,6 +81,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
     The box calls this wrapper with ``forward_all`` (``model(sample_batch, targets, supp_dict)``); the real
     teacher is called with ``forward_proc`` (default ``forward_batch_only``). Losses read the output as usual
     from ``teacher_io_dict['.']['output']``. The runner's top-level ``teacher_cache:`` sets all this up.
+    (torchdistill 1.1.5 itself has no teacher-output cache: no ``cache_output`` option exists in its source.)
 
     .. code-block:: yaml
 
@@ -107,7 +110,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         self.teacher = teacher_model
         self.forward_proc_name = forward_proc or 'forward_batch_only'
         self.teacher_forward_proc = get_forward_proc_func(self.forward_proc_name)
-        self.mode, self.max_memory_mb = mode, max_memory_mb
+        self.mode, self.max_memory_mb, self.distributed = mode, max_memory_mb, bool(distributed)
         self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
         self.stores, self._versions, self._fingerprint, self._warned, self._device = {}, None, None, set(), None
         self._tensors = self._submodules = None
@@ -173,7 +176,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
 
     def _new_store(self, dataset_key, num_samples, spec, output_type, device):
         size_mb = num_samples * spec.row_bytes() / 2 ** 20
-        if self.mode == 'memory' or (self.mode == 'auto' and size_mb <= self.max_memory_mb):
+        if self.mode == 'memory' or (self.mode == 'auto' and size_mb <= self.max_memory_mb and not self.distributed):
             store = MemoryStore(num_samples, spec, device)
         else:
             store = DiskStore(self._disk_directory(dataset_key, num_samples), num_samples, spec,

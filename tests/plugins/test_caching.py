@@ -280,6 +280,25 @@ def test_auto_mode_uses_disk_when_the_cache_exceeds_max_memory(tmp_path):
     assert store.mode == 'memory' and not os.path.exists(tmp_path / 'unused')
 
 
+def cache_fields(features, labels):
+    dataset = TeacherCacheDatasetWrapper(TensorDataset(features, labels))
+    batch = [dataset[i] for i in range(len(labels))]
+    return {key: torch.tensor([sample[2][key] for sample in batch]) for key in batch[0][2]}
+
+
+def test_auto_mode_shares_a_disk_cache_between_distributed_ranks(tmp_path):
+    features, labels = make_data(16)
+    supp = cache_fields(features, labels)
+    ranks = [CachedTeacherWrapper(CountingTeacher().eval(), mode='auto', cache_dir=str(tmp_path), distributed=True)
+             for _ in range(2)]
+    with torch.no_grad():
+        first = ranks[0](features[:8], labels[:8], {key: value[:8] for key, value in supp.items()})
+        ranks[1](features[8:], labels[8:], {key: value[8:] for key, value in supp.items()})
+        served = ranks[1](features[:8], labels[:8], {key: value[:8] for key, value in supp.items()})
+    assert ranks[1].teacher.samples_seen == 8  # rank 1 read what rank 0 wrote
+    assert torch.equal(served, first) and len(os.listdir(tmp_path)) == 1
+
+
 def test_mapping_outputs_are_cached_field_by_field():
     class DictTeacher(CountingTeacher):
         def forward(self, x):
@@ -289,9 +308,7 @@ def test_mapping_outputs_are_cached_field_by_field():
     features, labels = make_data(16)
     teacher = DictTeacher().eval()
     wrapper = CachedTeacherWrapper(teacher, mode='memory')
-    dataset = TeacherCacheDatasetWrapper(TensorDataset(features, labels))
-    batch = [dataset[i] for i in range(16)]
-    supp = {key: torch.tensor([s[2][key] for s in batch]) for key in batch[0][2]}
+    supp = cache_fields(features, labels)
     with torch.no_grad():
         first = wrapper(features, labels, supp)
         second = wrapper(features, labels, supp)
