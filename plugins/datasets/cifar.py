@@ -13,6 +13,7 @@ images. ``test`` is the official test set. Where the data lives and whether it m
 import os
 
 import numpy as np
+from filelock import FileLock  # a dependency of torch
 from torch.utils.data import Subset
 from torchdistill.common.constant import def_logger
 from torchvision import transforms
@@ -108,7 +109,12 @@ def _load(dataset, root, train, transform, download, verify_md5):
             f'or KD_DOWNLOAD=1 (into root, else $KD_DATA_ROOT, else {DEFAULT_ROOT}), or point root / KD_DATA_ROOT '
             f'at the folder that holds {cls.base_folder}/')
     try:
-        return cls(root=root, train=train, transform=transform, download=download)
+        if not download:
+            return cls(root=root, train=train, transform=transform)
+        # Under torchrun every rank builds the datasets: one downloads while the others wait, then finds the files.
+        os.makedirs(root, exist_ok=True)
+        with FileLock(os.path.join(root, f'.{cls.base_folder}.lock')):
+            return cls(root=root, train=train, transform=transform, download=True)
     except RuntimeError as error:
         if not verify_md5:
             raise
