@@ -88,8 +88,8 @@ FAMILY_LINES = {
     'bert': 'BERT-Small (Table 11): lr 2e-5 (4e-5 RTE, MRPC), tau_max 7 or 14 by task, 2 tau_max + 6 epochs.',
 }
 FAMILY_DEFAULTS = {
-    'roberta': 'roberta-large / roberta-base / distilroberta-base',
-    'bert': 'bert-large-uncased / bert-base-uncased / google/bert_uncased_L-4_H-512_A-8 (BERT-Small)',
+    'roberta': 'FacebookAI/roberta-large / FacebookAI/roberta-base / distilbert/distilroberta-base',
+    'bert': 'google-bert/bert-large-uncased / google-bert/bert-base-uncased / google/bert_uncased_L-4_H-512_A-8',
 }
 KD_NOTE = """\
 # Vanilla KD: torchdistill's KDLoss, alpha = {alpha:g} on the cross-entropy (Table 7). The paper does not give

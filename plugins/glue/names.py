@@ -16,10 +16,12 @@ __all__ = ['FAMILIES', 'ROLES', 'ENV_VARS', 'resolve_model', 'resolve_tokenizer'
            'resolve_hf_dataset', 'DEFAULT_HF_DATASET']
 
 # The paper's Section 4.3 / appendix B: RoBERTa-large -> RoBERTa-base (TA) -> DistilRoBERTa; a 24-layer BERT
-# -> BERT-base (TA) -> BERT-Small (4 layers, H = 512: Google's "BERT-Small" miniature).
+# -> BERT-base (TA) -> BERT-Small (4 layers, H = 512: Google's "BERT-Small" miniature). Hub ids in their current
+# namespaced form (the legacy 'roberta-large', 'bert-base-uncased', ... redirect to them).
 FAMILIES = {
-    'roberta': {'teacher': 'roberta-large', 'ta': 'roberta-base', 'student': 'distilroberta-base'},
-    'bert': {'teacher': 'bert-large-uncased', 'ta': 'bert-base-uncased',
+    'roberta': {'teacher': 'FacebookAI/roberta-large', 'ta': 'FacebookAI/roberta-base',
+                'student': 'distilbert/distilroberta-base'},
+    'bert': {'teacher': 'google-bert/bert-large-uncased', 'ta': 'google-bert/bert-base-uncased',
              'student': 'google/bert_uncased_L-4_H-512_A-8'},
 }
 ROLES = ('teacher', 'ta', 'student')

@@ -166,9 +166,9 @@ def test_bad_files_and_arguments_fail_with_the_field_named(tmp_path, glue_root, 
 def test_names_follow_argument_then_environment_then_the_paper(monkeypatch):
     for variable in names.ENV_VARS.values():
         monkeypatch.delenv(variable, raising=False)
-    assert names.resolve_model('teacher', 'roberta') == 'roberta-large'
+    assert names.resolve_model('teacher', 'roberta') == 'FacebookAI/roberta-large'
     assert names.resolve_model('student', 'bert') == 'google/bert_uncased_L-4_H-512_A-8'
-    assert names.resolve_tokenizer('roberta') == 'distilroberta-base'
+    assert names.resolve_tokenizer('roberta') == 'distilbert/distilroberta-base'
     assert names.resolve_data_root() is None and names.resolve_hf_dataset() == 'nyu-mll/glue'
     monkeypatch.setenv('KD_GLUE_TA', '/models/ta')
     monkeypatch.setenv('KD_GLUE_STUDENT', '/models/student')
