@@ -1,15 +1,27 @@
 """What a benchmark suite is: the configs of its teacher, teacher assistant and student methods."""
 from dataclasses import dataclass, field
 
-__all__ = ['Suite', 'MethodSpec']
+__all__ = ['Suite', 'MethodSpec', 'TEACHER_ROLES']
+
+# Which trained model a student config distils from: the suite's teacher, its teacher assistant, or none.
+TEACHER_ROLES = ('teacher', 'ta', None)
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A student method: its config and which trained model is its teacher ('teacher', 'ta' or None)."""
+    """A student method: its config and which trained model is its teacher ('teacher', 'ta' or None).
+
+    ``overrides`` are runner dotted-key overrides of this method's config (an ablation can be its base
+    config plus overrides). ``group`` sorts the report ('main' methods, then 'ablation'); ``sweeps`` names the
+    ablation sweeps the method belongs to (e.g. ``('tau_max',)``): the report shows each sweep's members side by
+    side and marks the one with the best mean VALIDATION metric. ``note`` is a short description for the report.
+    """
     config: str
     teacher_role: str = 'teacher'
     overrides: dict = field(default_factory=dict)
+    group: str = 'main'
+    sweeps: tuple = ()
+    note: str = ''
 
 
 @dataclass(frozen=True)
@@ -19,7 +31,13 @@ class Suite:
     ``teacher_config`` trains the teacher from scratch; ``ta_config`` trains the teacher assistant by KD from
     the teacher (for TAKD); ``methods`` maps a method name ('scratch', 'kd', 'takd', 'annealing_kd',
     'continuation_kd', ablations...) to its :class:`MethodSpec`. Config paths are relative to the repository
-    root. ``overrides`` (runner dotted-key overrides) apply to every run of the suite, e.g. epoch budgets.
+    root. ``overrides`` (runner dotted-key overrides) apply to every run of the suite, e.g. epoch budgets;
+    ``quick_overrides`` too, in ``--quick`` mode only. A key applies to the runs whose config has it.
+
+    Optional (the harness has defaults): ``student_epochs`` is the epoch budget of every student method
+    (a multi-stage config keeps its own split of it); ``teacher_epochs`` / ``ta_epochs`` the teacher's and the
+    TA's; ``baseline`` is the method the paired differences are taken against; ``report`` is a callable
+    ``report(output_dir, records, suite)`` drawing suite-specific figures after the tables.
     """
     name: str
     description: str
@@ -29,3 +47,8 @@ class Suite:
     default_seeds: tuple = (0, 1, 2, 3, 4)
     overrides: dict = field(default_factory=dict)
     quick_overrides: dict = field(default_factory=dict)
+    student_epochs: int = None
+    teacher_epochs: int = None
+    ta_epochs: int = None
+    baseline: str = 'kd'
+    report: object = None

@@ -1,0 +1,125 @@
+"""Command line of ``benchmarks/run.py``: parses the flags, builds the suite, hands over to the harness."""
+import argparse
+import os
+import sys
+import time
+
+import yaml
+
+from .harness import HarnessError, run_suite
+from .suites import DEFAULT_SUITE, SuiteError, build_suite, suite_names
+
+__all__ = ['build_parser', 'parse_options', 'parse_seeds', 'main']
+
+
+def build_parser(doc=None):
+    parser = argparse.ArgumentParser(prog='python benchmarks/run.py', description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--suite', default=DEFAULT_SUITE,
+                        help=f'benchmark suite, one of: {", ".join(suite_names())} (default: {DEFAULT_SUITE})')
+    parser.add_argument('--methods', action='append', metavar='M1,M2',
+                        help='student methods to run, comma-separated or repeated (default: all of the suite); '
+                             'TAKD needs the TA, which is then trained too; --list-methods shows the names')
+    parser.add_argument('--list-methods', action='store_true', help="print the suite's methods and exit")
+    parser.add_argument('--seeds', nargs='+', metavar='SEED',
+                        help="seeds, e.g. '--seeds 0 1 2' or '--seeds 0,1,2' (default: the suite's, 5 for digits)")
+    parser.add_argument('--epochs', type=int, metavar='N',
+                        help="epoch budget of every student method; a multi-stage config (Annealing-KD) keeps its "
+                             "own split of it (default: the suite's, 200 for digits)")
+    parser.add_argument('--teacher-epochs', type=int, metavar='N', help="teacher epochs (default: its config's)")
+    parser.add_argument('--ta-epochs', type=int, metavar='N', help="teacher assistant epochs (default: its config's)")
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' / 'cuda:N' (default: cpu)")
+    parser.add_argument('--output-dir', metavar='DIR',
+                        help='results directory: runs.jsonl, summary.md/.csv, plots, cached teachers '
+                             '(default: results/<suite name> in the repository)')
+    parser.add_argument('--quick', action='store_true',
+                        help='smoke run: fewer seeds, methods and epochs (digits: under 60 s); not a result')
+    parser.add_argument('--jobs', type=int, default=1, metavar='N',
+                        help='runs trained in parallel worker processes (default: 1; ignored under torchrun)')
+    parser.add_argument('--threads', type=int, metavar='N',
+                        help='torch threads per run (default on CPU: 1, the fastest for these small models and '
+                             'safe when other processes share the cores; on CUDA: torch default)')
+    parser.add_argument('--task', help='GLUE task (glue suite)')
+    parser.add_argument('--data-root', metavar='DIR', help='where the suite finds its data (cifar, glue)')
+    parser.add_argument('--download', action='store_true', help='let the suite download missing data (cifar)')
+    parser.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
+                        help='suite option, repeatable, e.g. --option family=cnn (values read as YAML scalars)')
+    return parser
+
+
+def parse_options(args):
+    """The suite options: --task, --data-root, --download (when given) and every --option KEY=VALUE."""
+    options = {}
+    if args.task is not None:
+        options['task'] = args.task
+    if args.data_root is not None:
+        options['data_root'] = os.path.abspath(os.path.expanduser(args.data_root))
+    if args.download:
+        options['download'] = True
+    for item in args.option:
+        key, separator, value = item.partition('=')
+        if not separator or not key:
+            raise ValueError(f'--option expects KEY=VALUE, got {item!r}')
+        options[key] = yaml.safe_load(value)
+    return options
+
+
+def parse_seeds(values):
+    if values is None:
+        return None
+    seeds = []
+    for value in values:
+        for part in value.split(','):
+            if part.strip():
+                try:
+                    seeds.append(int(part))
+                except ValueError:
+                    raise ValueError(f'--seeds expects integers, got {part!r}') from None
+    return seeds
+
+
+def _parse_methods(values):
+    if values is None:
+        return None
+    return [name.strip() for value in values for name in value.split(',') if name.strip()]
+
+
+def main(argv=None, doc=None, repo_root=None, command=None):
+    parser = build_parser(doc)
+    args = parser.parse_args(argv)
+    if args.device != 'cpu' and args.device != 'cuda' and not args.device.startswith('cuda:'):
+        parser.error(f"--device must be 'cpu', 'cuda' or 'cuda:N', got {args.device!r}")
+    for name in ('epochs', 'teacher_epochs', 'ta_epochs', 'threads'):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
+    if args.jobs < 1:
+        parser.error(f'--jobs must be >= 1, got {args.jobs}')
+    output_dir = os.path.abspath(args.output_dir) if args.output_dir else None
+    if repo_root is not None:
+        os.chdir(repo_root)  # suites name their configs relative to the repository root
+    try:
+        options, seeds = parse_options(args), parse_seeds(args.seeds)
+        suite = build_suite(args.suite, options, args.quick)
+    except (SuiteError, ValueError) as error:
+        parser.error(str(error))
+    if args.list_methods:
+        for name, spec in suite.methods.items():
+            print(f'{name:28s} {spec.group:9s} teacher={spec.teacher_role or "-":8s} {spec.config} {spec.note}')
+        return 0
+    output_dir = output_dir or os.path.abspath(os.path.join('results', suite.name))
+    threads = args.threads or (1 if args.device == 'cpu' else None)
+    start = time.perf_counter()
+    try:
+        run_suite(suite, output_dir, methods=_parse_methods(args.methods), seeds=seeds, quick=args.quick,
+                  device=args.device, student_epochs=args.epochs, teacher_epochs=args.teacher_epochs,
+                  ta_epochs=args.ta_epochs, workers=args.jobs, threads=threads, command=command)
+    except HarnessError as error:
+        parser.error(str(error))
+    except KeyboardInterrupt:
+        print('interrupted: finished runs are kept; run the same command again to resume', file=sys.stderr)
+        return 130
+    finally:
+        from plugins import distributed as dist_util
+        dist_util.cleanup()
+    print(f'[{suite.name}] done in {time.perf_counter() - start:.1f} s; results in {output_dir}')
+    return 0

@@ -1,0 +1,121 @@
+"""Reading a config's shape without building it, epoch budgets as overrides, and content hashes.
+
+The harness must know a config's stages (to split an epoch budget) and fingerprint it (to reuse finished runs)
+without executing its ``!import_call`` tags, which would load data sets. torchdistill's own loader builds
+everything, so the shape is read here with a YAML loader that keeps tagged nodes as plain data.
+"""
+import copy
+import hashlib
+import json
+
+import yaml
+
+__all__ = ['read_structure', 'apply_dotted', 'has_key', 'stage_epochs', 'budget_overrides', 'config_hash',
+           'describe_split']
+
+
+class _TagAgnosticLoader(yaml.SafeLoader):
+    """A SafeLoader that reads ``!tag`` nodes as the plain mapping / sequence / scalar under the tag."""
+
+
+def _plain(loader, tag_suffix, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_TagAgnosticLoader.add_multi_constructor('!', _plain)
+
+
+def read_structure(path):
+    """The config at ``path`` as plain data (tags ignored, nothing imported or built)."""
+    with open(path, 'r', encoding='utf-8') as fp:
+        return yaml.load(fp, Loader=_TagAgnosticLoader)
+
+
+def has_key(structure, dotted_key):
+    node = structure
+    for key in dotted_key.split('.'):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def apply_dotted(structure, overrides):
+    """A copy of ``structure`` with dotted-key ``overrides`` set (as the runner's ``apply_overrides`` does)."""
+    structure = copy.deepcopy(structure)
+    for dotted_key, value in (overrides or {}).items():
+        if not has_key(structure, dotted_key):
+            raise KeyError(f'override {dotted_key!r}: no such key in the config')
+        node, keys = structure, dotted_key.split('.')
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    return structure
+
+
+def _stage_keys(train):
+    if 'stage1' not in train:
+        return ['train']
+    keys, number = [], 1
+    while f'stage{number}' in train:
+        keys.append(f'train.stage{number}')
+        number += 1
+    return keys
+
+
+def stage_epochs(structure):
+    """[(dotted key of num_epochs, epochs)] of each training stage, in order."""
+    train = structure['train']
+    result = []
+    for key in _stage_keys(train):
+        stage = train if key == 'train' else train[key.split('.', 1)[1]]
+        result.append((f'{key}.num_epochs', stage.get('num_epochs')))
+    return result
+
+
+def budget_overrides(structure, budget):
+    """Overrides giving a config ``budget`` epochs in total; several stages keep their proportions.
+
+    Stage lengths are rounded by largest remainder, each at least 1 epoch, so they always sum to ``budget``.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise ValueError(f'epoch budget must be an integer >= 1, got {budget!r}')
+    stages = stage_epochs(structure)
+    if budget < len(stages):
+        raise ValueError(f'epoch budget {budget} is smaller than the number of stages ({len(stages)})')
+    total = sum(epochs for _, epochs in stages)
+    shares = [budget * epochs / total for _, epochs in stages]
+    counts = [max(1, int(share)) for share in shares]
+    order = sorted(range(len(stages)), key=lambda i: shares[i] - int(shares[i]), reverse=True)
+    index = 0
+    while sum(counts) != budget:
+        i = order[index % len(order)]
+        if sum(counts) < budget:
+            counts[i] += 1
+        elif counts[i] > 1:
+            counts[i] -= 1
+        index += 1
+    return {key: count for (key, _), count in zip(stages, counts)}
+
+
+def describe_split(structure):
+    """'200' for one stage, '100+100' for two: how a config spends its epochs."""
+    return '+'.join(str(epochs) for _, epochs in stage_epochs(structure))
+
+
+def config_hash(config_path, overrides=None, upstream=None):
+    """sha256 (16 hex digits) of the config file's bytes, the effective overrides and the upstream run's hash.
+
+    ``upstream`` is the hash of the teacher run a student learns from, so retraining a teacher with another
+    config invalidates the students distilled from it.
+    """
+    digest = hashlib.sha256()
+    with open(config_path, 'rb') as fp:
+        digest.update(fp.read())
+    digest.update(json.dumps(overrides or {}, sort_keys=True, default=str).encode('utf-8'))
+    digest.update(str(upstream or '').encode('utf-8'))
+    return digest.hexdigest()[:16]

@@ -1,0 +1,108 @@
+"""Suite registry, the digits / sinusoid suites' fairness rules, config reading and epoch budgets."""
+import os
+
+import pytest
+import torch
+
+from benchmarks.configs import budget_overrides, config_hash, read_structure, stage_epochs
+from benchmarks.harness import HarnessError, plan_suite
+from benchmarks.suites import SUITES, SuiteError, build_suite
+from plugins.datasets.sinusoid import sinusoid_function, sinusoid_split
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)  # suites name their configs relative to the repository root
+
+
+def _mlp_params(model):
+    widths = [model['kwargs']['input_dim']] + list(model['kwargs']['hidden_dims']) + [model['kwargs']['num_classes']]
+    return sum(a * b + b for a, b in zip(widths, widths[1:]))
+
+
+def test_unknown_suite_lists_the_valid_ones():
+    with pytest.raises(SuiteError) as error:
+        build_suite('nope')
+    for name in ('digits', 'sinusoid', 'cifar10', 'cifar100', 'glue'):
+        assert name in str(error.value)
+
+
+def test_a_registered_suite_without_its_module_says_so(monkeypatch):
+    monkeypatch.setitem(SUITES, 'future', ('.not_written_yet', 'build_future'))
+    with pytest.raises(SuiteError, match=r'benchmarks/suites/not_written_yet\.py is not in this checkout'):
+        build_suite('future')
+
+
+def test_digits_suite_is_fair_and_has_the_required_capacity_gap():
+    suite = build_suite('digits')
+    assert len(suite.default_seeds) >= 5
+    assert set(suite.methods) >= {'scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd', 'annealing_kd_tau1'}
+    teacher = _mlp_params(read_structure(suite.teacher_config)['models']['model'])
+    ta = _mlp_params(read_structure(suite.ta_config)['models']['student_model'])
+    assert teacher == 85002 and ta == 4810
+    datasets = []
+    for name, spec in suite.methods.items():
+        structure = read_structure(spec.config)
+        models = structure['models']
+        student = _mlp_params(models.get('student_model', models.get('model')))
+        assert student == 310 and teacher >= 10 * student and student < ta < teacher
+        datasets.append(structure['datasets'])
+        # every student spends the same budget, however many stages it has
+        assert sum(budget_overrides(structure, suite.student_epochs).values()) == 200
+    assert all(d == datasets[0] for d in datasets), 'every method must see the same splits'
+    assert suite.methods['takd'].teacher_role == 'ta' and suite.methods['scratch'].teacher_role is None
+
+
+def test_budget_split_keeps_the_stage_proportions_and_the_total():
+    structure = read_structure('yaml_configs/digits/annealing_kd/mlp4_from_mlp256.yaml')
+    assert stage_epochs(structure) == [('train.stage1.num_epochs', 100), ('train.stage2.num_epochs', 100)]
+    assert budget_overrides(structure, 21) == {'train.stage1.num_epochs': 11, 'train.stage2.num_epochs': 10}
+    structure['train']['stage1']['num_epochs'] = 150
+    structure['train']['stage2']['num_epochs'] = 50
+    assert budget_overrides(structure, 40) == {'train.stage1.num_epochs': 30, 'train.stage2.num_epochs': 10}
+    with pytest.raises(ValueError, match='smaller than the number of stages'):
+        budget_overrides(structure, 1)
+
+
+def test_reading_a_config_builds_nothing_and_hashes_follow_content(tmp_path):
+    # read_structure must not run !import_call: this one would fail if it did
+    path = tmp_path / 'c.yaml'
+    path.write_text("datasets:\n  d: !import_call {key: 'no.such.module.f', init: {kwargs: {split: 'train'}}}\n"
+                    "train: {num_epochs: 3}\n")
+    assert read_structure(str(path))['datasets']['d']['key'] == 'no.such.module.f'
+    base = config_hash(str(path), {'train.num_epochs': 3})
+    assert base == config_hash(str(path), {'train.num_epochs': 3})
+    assert base != config_hash(str(path), {'train.num_epochs': 4})
+    assert base != config_hash(str(path), {'train.num_epochs': 3}, upstream='teacher-hash')
+    path.write_text(path.read_text() + '# a comment changes the content\n')
+    assert base != config_hash(str(path), {'train.num_epochs': 3})
+
+
+def test_plan_rejects_unknown_methods_and_skips_the_ta_when_unneeded(tmp_path):
+    suite = build_suite('digits', quick=True)
+    with pytest.raises(HarnessError, match='valid methods: scratch, kd, takd'):
+        plan_suite(suite, str(tmp_path), methods=['kd', 'bogus'])
+    jobs = plan_suite(suite, str(tmp_path), methods=['kd'], seeds=[3])
+    assert [(job.role, job.seed) for job in jobs] == [('teacher', 3), ('student', 3)]
+    assert jobs[1].teacher_ckpt == os.path.join(jobs[0].run_dir, 'student_best.pt')
+    takd = plan_suite(suite, str(tmp_path), methods=['takd'], seeds=[0])
+    assert [job.role for job in takd] == ['teacher', 'ta', 'student']
+    assert takd[2].teacher_ckpt.startswith(os.path.join(str(tmp_path), 'cache', 'ta-'))
+
+
+def test_sinusoid_splits_are_fixed_and_the_test_grid_is_f_itself():
+    train, again = sinusoid_split('train'), sinusoid_split('train')
+    assert train.tensors[0].shape == (200, 1) and train.tensors[1].shape == (200, 1)
+    assert torch.equal(train.tensors[0], again.tensors[0]) and torch.equal(train.tensors[1], again.tensors[1])
+    test = sinusoid_split('test')
+    x = torch.linspace(0, 1, 500)
+    assert torch.allclose(test.tensors[0].squeeze(1), x)
+    expected = torch.sin(3 * torch.pi * x) + torch.sin(6 * torch.pi * x) + torch.sin(9 * torch.pi * x)
+    assert torch.allclose(test.tensors[1].squeeze(1), expected, atol=1e-6)
+    assert sinusoid_function(0.5) == pytest.approx(1.0 + 0.0 - 1.0, abs=1e-12)  # sin(1.5 pi) + sin(3 pi) + sin(4.5 pi)
+    noise = train.tensors[1].squeeze(1) - sinusoid_function(train.tensors[0].squeeze(1).double()).float()
+    assert 0.05 < noise.std().item() < 0.15  # noise_std 0.1
+    with pytest.raises(ValueError, match='split must be one of'):
+        sinusoid_split('dev')
