@@ -3,9 +3,11 @@
 ``python -m benchmarks.perf [--quick] [--output runs/perf/perf.json] [--threads N] [--device cpu]``
 
 Everything runs in one process with the paper's CIFAR pair, teacher ResNet-110 -> student ResNet-8, on
-synthetic 32x32 inputs (timing does not depend on pixel values), under ``torch.set_num_threads(--threads)``.
-Variants are interleaved (the order rotates every repetition) and medians are reported, so a slow spell of a
-shared machine hits every variant alike.
+synthetic 32x32 inputs (timing does not depend on pixel values), under ``torch.set_num_threads(--threads)``
+(default: all CPUs). Variants are interleaved (the order rotates every repetition) and medians are reported,
+so a slow spell of a shared machine hits every variant alike. Each time is taken on the wall clock and on
+this process's CPU clock; on a machine other jobs share, the CPU clock with ``--threads 1`` is the steady one
+(with several threads, OpenMP workers that wait for a descheduled sibling inflate both clocks).
 
 (a) Training step, as torchdistill runs it: ``DistillationBox.forward_process`` + ``post_forward_process``
     (teacher forward, student forward, loss, backward, SGD step) with ``AnnealingKDLoss`` and
@@ -229,15 +231,15 @@ def measure_epochs(args, device, datasets, cache_dir):
     }
     boxes['student only'] = make_box(make_config(datasets, weighted_sum(CE, CE_WRAPPER), args.batch_size,
                                                  teacher=False), None, copy.deepcopy(student), device)
-    fill, teacher_calls = {}, {name: 0 for name in ('cached (memory)', 'cached (disk)')}
+    fill, teacher_calls = {clock: {} for clock in CLOCKS}, {name: 0 for name in ('cached (memory)', 'cached (disk)')}
     for name in teacher_calls:
         wrapper = boxes[name].teacher_model
         assert isinstance(wrapper, CachedTeacherWrapper)
         synchronize(device)
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         run_epoch(boxes[name], 0)
         synchronize(device)
-        fill[name] = time.perf_counter() - start
+        fill['wall'][name], fill['cpu'][name] = time.perf_counter() - wall, time.process_time() - cpu
 
         def counting(*args, forward_proc=wrapper.teacher_forward_proc, name=name, **kwargs):
             teacher_calls[name] += 1
@@ -348,8 +350,9 @@ def format_table(result):
     teacher = result['stage1_epoch']['epoch_with_teacher']
     lines.append(f"    {'teacher every step':<36} {teacher['wall']['teacher every step']['median_s']:10.2f} "
                  f"{teacher['cpu']['teacher every step']['median_s']:10.2f}  s")
-    for name, seconds in result['stage1_epoch']['fill_epoch_s'].items():
-        lines.append(f"    {name + ', filling epoch':<36} {seconds:10.2f} {'':>10}  s")
+    fill = result['stage1_epoch']['fill_epoch_s']
+    for name in fill['wall']:
+        lines.append(f"    {name + ', filling epoch':<36} {fill['wall'][name]:10.2f} {fill['cpu'][name]:10.2f}  s")
     lines.append('ratios (median over repetitions of the ratio within a repetition)')
     lines.append(header)
     for name in result['ratios']['wall']:
