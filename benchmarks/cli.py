@@ -34,8 +34,10 @@ def build_parser(doc=None):
                              '(default: results/<suite name> in the repository)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: fewer seeds, methods and epochs (digits: under 60 s); not a result')
-    parser.add_argument('--jobs', type=int, default=1, metavar='N',
-                        help='runs trained in parallel worker processes (default: 1; ignored under torchrun)')
+    parser.add_argument('--jobs', type=int, metavar='N',
+                        help='runs trained at once in worker processes (default: one per CPU core, at most 8, when '
+                             'a CPU suite has 20 or more runs to do, else 1; always 1 under torchrun). Results do '
+                             'not depend on it')
     parser.add_argument('--threads', type=int, metavar='N',
                         help='torch threads per run (default on CPU: 1, the fastest for these small models and '
                              'safe when other processes share the cores; on CUDA: torch default)')
@@ -92,7 +94,7 @@ def main(argv=None, doc=None, repo_root=None, command=None):
     for name in ('epochs', 'teacher_epochs', 'ta_epochs', 'threads'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         parser.error(f'--jobs must be >= 1, got {args.jobs}')
     output_dir = os.path.abspath(args.output_dir) if args.output_dir else None
     if repo_root is not None:

@@ -12,12 +12,14 @@ midway leaves only complete files (the runner writes atomically) and is redone.
 Fairness: every student method gets the same seeds, the same fixed data split (set by the configs) and the
 same epoch budget (``budget_overrides`` splits a multi-stage budget in the config's own proportions).
 """
+import contextlib
 import datetime
 import glob
+import multiprocessing
 import os
+import signal
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -29,6 +31,7 @@ from .records import RunLedger, package_versions
 __all__ = ['Job', 'HarnessError', 'plan_suite', 'run_jobs', 'run_suite', 'clean_stale_files']
 
 ROLES = ('teacher', 'ta', 'student')
+AUTO_PARALLEL_MIN_RUNS = 20
 
 
 class HarnessError(ValueError):
@@ -164,9 +167,31 @@ def _set_threads(threads):
         torch.set_num_threads(threads)
 
 
+def _init_worker(threads):
+    """Worker set-up: its torch threads, and (Linux) death with the parent, so a killed harness leaves no
+    orphan still writing into the results directory."""
+    _set_threads(threads)
+    try:
+        import ctypes
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _reset_peak_memory():
+    """Resets this process's peak-RSS counter (Linux ``clear_refs``), so each run's ``peak_memory_mb`` is its own
+    peak rather than the largest of every run this process has done; best effort elsewhere."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as fp:
+            fp.write('5')
+    except OSError:
+        pass
+
+
 def _train(job, device, show_progress):
     """Runs one job through the runner (in this process or a worker) and returns the runner's result dict."""
     from plugins.runner import run_config
+    _reset_peak_memory()
     started = time.perf_counter()
     result = run_config(job.config, device=device, seed=job.seed, output_dir=job.run_dir,
                         teacher_ckpt=job.teacher_ckpt, overrides=job.overrides, show_progress=show_progress)
@@ -204,11 +229,22 @@ def _read_result(run_dir):
         return json.load(fp)
 
 
+def auto_workers(device, num_runs):
+    """Worker processes when the user did not say: one per CPU core (at most 8) for CPU suites with at least
+    ``AUTO_PARALLEL_MIN_RUNS`` runs to do, where the workers' start-up (a few seconds of imports each) pays off;
+    otherwise 1 (CUDA runs, short smoke runs). Results do not depend on it: every run is seeded on its own and
+    uses ``threads`` torch threads whatever the number of workers."""
+    if device != 'cpu' or num_runs < AUTO_PARALLEL_MIN_RUNS or 'WORLD_SIZE' in os.environ:
+        return 1
+    return max(1, min(8, os.cpu_count() or 1, num_runs))
+
+
 def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None, show_progress=None, log=print):
     """Runs the jobs not yet done, phase by phase (teachers, TAs, students), and returns every record.
 
-    With ``workers`` > 1 the runs of a phase go to that many worker processes (``spawn``), each with
-    ``threads`` torch threads. Only the main process of a torchrun launch writes the ledger.
+    With ``workers`` > 1 the runs go to that many worker processes (``spawn``), each with ``threads`` torch
+    threads; ``None`` chooses with :func:`auto_workers`. Only the main process of a torchrun launch writes
+    the ledger.
     """
     from plugins import distributed as dist_util
     main_process = dist_util.is_main_process()
@@ -235,30 +271,34 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
             # A complete cached teacher whose ledger line was lost: restore the line from its result.json.
             job.record = make_record(suite_name, job, _read_result(job.run_dir), output_dir, device, versions)
             ledger.add(job.record)
+    if workers is None:
+        workers = auto_workers(device, len(pending))
+    pool = None
+    if workers > 1 and len(pending) > 1:
+        # One pool for every phase: each worker pays the torch / torchdistill import once.
+        pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context('spawn'),
+                                   initializer=_init_worker, initargs=(threads,))
     try:
-        for role in ROLES:
+        for role in ROLES:  # a phase starts when the checkpoints it reads exist
             todo = [job for job in pending if job.role == role]
-            if not todo:
+            if pool is not None:
+                futures = {pool.submit(_train, job, device, False): job for job in todo}
+                for future in as_completed(futures):
+                    finish(futures[future], future.result())
                 continue
-            if workers > 1 and len(todo) > 1:
-                context = multiprocessing.get_context('spawn')
-                with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_set_threads,
-                                         initargs=(threads,)) as pool:
-                    futures = {pool.submit(_train, job, device, False): job for job in todo}
-                    for future in as_completed(futures):
-                        finish(futures[future], future.result())
-            else:
-                for job in todo:
-                    progress.set_postfix_str(f'{job.method} seed {job.seed}')
-                    finish(job, _train(job, device, show_progress and interactive))
-                    dist_util.barrier()
+            for job in todo:
+                progress.set_postfix_str(f'{job.method} seed {job.seed}')
+                finish(job, _train(job, device, show_progress and interactive))
+                dist_util.barrier()
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         progress.close()
     return [job.record for job in jobs if job.record is not None]
 
 
 def run_suite(suite, output_dir, methods=None, seeds=None, quick=False, device='cpu', student_epochs=None,
-              teacher_epochs=None, ta_epochs=None, workers=1, threads=None, show_progress=None, report=True,
+              teacher_epochs=None, ta_epochs=None, workers=None, threads=None, show_progress=None, report=True,
               command=None, log=print):
     """Plans, runs (skipping finished runs) and reports ``suite``; returns the records of the selected runs."""
     import torch
@@ -271,23 +311,50 @@ def run_suite(suite, output_dir, methods=None, seeds=None, quick=False, device='
         torch.set_num_threads(previous_threads)
 
 
+@contextlib.contextmanager
+def _exclusive(output_dir, enabled=True):
+    """Holds an advisory lock on ``output_dir`` so two invocations never write the same results directory
+    (the kernel drops it when the process dies, even by SIGKILL)."""
+    if not enabled:
+        yield
+        return
+    import fcntl
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, '.lock'), 'w') as fp:
+        try:
+            fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise HarnessError(f'{output_dir} is in use by another benchmark run; wait for it or choose another '
+                               f'--output-dir') from None
+        yield
+
+
 def _run_suite(suite, output_dir, methods, seeds, quick, device, student_epochs, teacher_epochs, ta_epochs, workers,
                threads, show_progress, report, command, log):
     from plugins import distributed as dist_util
     import torch
     dist_util.init_distributed(torch.device(device))
-    if dist_util.is_main_process():
-        os.makedirs(output_dir, exist_ok=True)
+    with _exclusive(output_dir, enabled=dist_util.is_main_process()):
+        return _run_locked(suite, output_dir, methods, seeds, quick, device, student_epochs, teacher_epochs,
+                           ta_epochs, workers, threads, show_progress, report, command, log)
+
+
+def _run_locked(suite, output_dir, methods, seeds, quick, device, student_epochs, teacher_epochs, ta_epochs, workers,
+                threads, show_progress, report, command, log):
+    from plugins import distributed as dist_util
     jobs = plan_suite(suite, output_dir, methods, seeds, quick, student_epochs, teacher_epochs, ta_epochs)
     dist_util.barrier()
+    to_run = sum(not job.done for job in jobs)
+    if 'WORLD_SIZE' in os.environ:
+        workers = 1  # under torchrun every rank takes part in every run, one run at a time
+    elif workers is None:
+        workers = auto_workers(device, to_run)
     if dist_util.is_main_process():
         stale = clean_stale_files(output_dir)
         if stale:
             log(f'[{suite.name}] removed {len(stale)} partial file(s) left by an interrupted run')
-        done = sum(job.done for job in jobs)
-        log(f'[{suite.name}] {len(jobs)} runs planned, {done} already finished (reused), {len(jobs) - done} to run')
-    if 'WORLD_SIZE' in os.environ:
-        workers = 1  # under torchrun every rank takes part in every run, one run at a time
+        log(f'[{suite.name}] {len(jobs)} runs planned, {len(jobs) - to_run} already finished (reused), {to_run} to run'
+            + (f' in {workers} worker processes' if workers > 1 and to_run > 1 else ''))
     records = run_jobs(jobs, suite.name, output_dir, device, workers, threads, show_progress, log)
     if report and dist_util.is_main_process():
         from .report import write_report

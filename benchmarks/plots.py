@@ -71,13 +71,14 @@ def schedule_series(history, key):
 
 
 def plot_schedule_curves(suite, records, output_dir, path):
-    """Top: the temperature T of each scheduled method per epoch (Stage I of Annealing-KD, Continuation-KD's T);
-    bottom: the validation metric per epoch (mean over seeds, band = std) of every main student method."""
+    """Per epoch: the temperature T of each method whose T moves (Stage I of Annealing-KD), the continuation
+    parameter lambda of every scheduled loss, and the validation metric (mean over seeds, band = std) of every
+    main student method."""
     methods = [m for m in _student_methods(suite, records) if suite.methods[m].group == 'main']
     if not methods:
         return None
     metric = next(r['metric'] for r in records if r['role'] == 'student')
-    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 6.0), height_ratios=(1, 2))
+    figure, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(7.5, 7.5), height_ratios=(1, 1, 2))
     for index, method in enumerate(methods):
         histories = [h for h in (load_history(output_dir, r) for r in records if r['method'] == method) if h]
         if not histories:
@@ -90,21 +91,26 @@ def plot_schedule_curves(suite, records, output_dir, path):
         bottom.plot(epochs, mean, color=color, label=method, linewidth=1.2)
         bottom.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
         temperature = schedule_series(histories[0][:length], 'T')
-        if not np.all(np.isnan(temperature)):
+        if len(set(temperature[~np.isnan(temperature)].tolist())) > 1:  # T moves: Annealing-KD's Stage I
             top.step(epochs, temperature, where='post', color=color, label=method)
+        lam = schedule_series(histories[0][:length], 'lambda')
+        if not np.all(np.isnan(lam)):
+            middle.step(epochs, lam, where='post', color=color, label=method)
         stages = [entry['stage'] for entry in histories[0][:length]]
         for epoch, (previous, current) in enumerate(zip(stages, stages[1:]), 1):
             if current != previous:
-                for axis in (top, bottom):
+                for axis in (top, middle, bottom):
                     axis.axvline(epoch + 0.5, color=color, linestyle=':', linewidth=0.8)
     top.set_ylabel('temperature T')
-    top.set_title(f'{suite.name}: schedule (top) and validation {metric} (bottom); dotted: stage switch')
-    if top.lines:
-        top.legend(fontsize=8)
+    top.set_title(f'{suite.name}: Stage-I temperature, continuation lambda and validation {metric}; '
+                  f'dotted: stage switch', fontsize=10)
+    middle.set_ylabel('lambda')
     bottom.set_xlabel('epoch')
     bottom.set_ylabel(f'validation {metric}')
     bottom.legend(fontsize=8, ncol=2)
-    for axis in (top, bottom):
+    for axis in (top, middle, bottom):
+        if axis is not bottom and axis.get_legend_handles_labels()[1]:
+            axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     save_figure(figure, path)
     return path

@@ -141,7 +141,8 @@ def markdown_report(suite, rows, command=None):
         f't-test (scipy.stats.ttest_rel). With 5 seeds, p < 0.05 needs a difference well above its spread.',
         '- Ablation tables: the "selected on val" mark is the best mean validation figure of the sweep.',
         '- Throughput is training samples per second over the training epochs of one run (validation excluded); '
-        'peak memory is the process peak RSS (CPU) or peak allocated CUDA memory, the maximum over seeds.',
+        'peak memory is the peak RSS of the process during the run on CPU (it includes the Python / torch runtime, '
+        'about 0.8 GB here) or the peak allocated CUDA memory, the maximum over seeds.',
         '- Plots: test_metric.png (test metric per method, mean ± std and each seed), schedule_curves.png '
         '(temperature / lambda schedule and validation curves per epoch, mean over seeds).', '']
     return '\n'.join(text)

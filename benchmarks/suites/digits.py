@@ -38,7 +38,7 @@ def _main_methods():
         'takd': MethodSpec(DIGITS_CONFIGS['takd'], teacher_role='ta', note='KD from the 64-64-10 TA'),
         'annealing_kd': MethodSpec(DIGITS_CONFIGS['annealing_kd'], sweeps=('tau_max', 'stage1_loss'),
                                    note='tau_max 10, MSE'),
-        'continuation_kd': MethodSpec(DIGITS_CONFIGS['continuation_kd'], note='T 16 -> 4, cosine'),
+        'continuation_kd': MethodSpec(DIGITS_CONFIGS['continuation_kd'], note='target: alpha 0 -> 0.5, linear'),
     }
 
 
