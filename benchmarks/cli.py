@@ -6,6 +6,8 @@ import time
 
 import yaml
 
+from plugins.config_checks import ConfigError
+
 from .harness import HarnessError, run_suite
 from .suites import DEFAULT_SUITE, SuiteError, build_suite, suite_names
 
@@ -111,17 +113,20 @@ def main(argv=None, doc=None, repo_root=None, command=None):
     output_dir = output_dir or os.path.abspath(os.path.join('results', suite.name))
     threads = args.threads or (1 if args.device == 'cpu' else None)
     start = time.perf_counter()
+    from plugins import distributed as dist_util
+    main_process = True
     try:
         run_suite(suite, output_dir, methods=_parse_methods(args.methods), seeds=seeds, quick=args.quick,
                   device=args.device, student_epochs=args.epochs, teacher_epochs=args.teacher_epochs,
                   ta_epochs=args.ta_epochs, workers=args.jobs, threads=threads, command=command)
-    except HarnessError as error:
+    except (HarnessError, ConfigError) as error:
         parser.error(str(error))
     except KeyboardInterrupt:
         print('interrupted: finished runs are kept; run the same command again to resume', file=sys.stderr)
         return 130
     finally:
-        from plugins import distributed as dist_util
+        main_process = dist_util.is_main_process()
         dist_util.cleanup()
-    print(f'[{suite.name}] done in {time.perf_counter() - start:.1f} s; results in {output_dir}')
+    if main_process:
+        print(f'[{suite.name}] done in {time.perf_counter() - start:.1f} s; results in {output_dir}')
     return 0

@@ -78,13 +78,17 @@ def sweep_tables(suite, rows):
 def _num(value, digits=2):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return 'n/a'
-    if value != 0 and abs(value) < 0.1:
-        return f'{value:.{digits + 2}f}'
     return f'{value:.{digits}f}'
 
 
-def _pm(mean, std):
-    return _num(mean) if math.isnan(std) else f'{_num(mean)} ± {_num(std)}'
+def _pm(mean, std, digits=2):
+    return _num(mean, digits) if math.isnan(std) else f'{_num(mean, digits)} ± {_num(std, digits)}'
+
+
+def _metric_digits(rows):
+    """Decimals for a metric column: 2 for percentages and other large figures, 4 for small ones (MSE)."""
+    scale = max((abs(row['test_mean']) for row in rows if not math.isnan(row['test_mean'])), default=0.0)
+    return 2 if scale >= 10 else 4
 
 
 def _p(value):
@@ -106,12 +110,13 @@ def markdown_report(suite, rows, command=None):
     metric = rows[-1]['metric']
     direction = 'higher is better' if rows[-1]['higher_is_better'] else 'lower is better'
     notes = {name: spec.note for name, spec in suite.methods.items()}
+    digits = _metric_digits(rows)
     lines = []
     for row in rows:
         lines.append([
-            row['method'], row['teacher'] or '-', row['epoch_split'], row['n'], _pm(row['val_mean'], row['val_std']),
-            _pm(row['test_mean'], row['test_std']),
-            '-' if row['baseline'] is None else _pm(row['diff_mean'], row['diff_std']),
+            row['method'], row['teacher'] or '-', row['epoch_split'], row['n'],
+            _pm(row['val_mean'], row['val_std'], digits), _pm(row['test_mean'], row['test_std'], digits),
+            '-' if row['baseline'] is None else _pm(row['diff_mean'], row['diff_std'], digits),
             '-' if row['baseline'] is None else _p(row['p_value']),
             _num(row['train_samples_per_s'], 0), _num(row['peak_memory_mb'], 0), _num(row['wall_time_s'], 1),
             row['student_params']])
@@ -126,8 +131,9 @@ def markdown_report(suite, rows, command=None):
     for sweep, members in sweeps.items():
         text += [f'## Ablation: {sweep}', '',
                  _markdown_table(['method', 'setting', f'val {metric}', f'test {metric}', 'selected on val'],
-                                 [[row['method'], notes.get(row['method'], ''), _pm(row['val_mean'], row['val_std']),
-                                   _pm(row['test_mean'], row['test_std']), '✓' if chosen else '']
+                                 [[row['method'], notes.get(row['method'], ''),
+                                  _pm(row['val_mean'], row['val_std'], digits),
+                                  _pm(row['test_mean'], row['test_std'], digits), '✓' if chosen else '']
                                   for row, chosen in members]), '']
     text += [
         '## How to read this', '',

@@ -106,3 +106,21 @@ def test_sinusoid_splits_are_fixed_and_the_test_grid_is_f_itself():
     assert 0.05 < noise.std().item() < 0.15  # noise_std 0.1
     with pytest.raises(ValueError, match='split must be one of'):
         sinusoid_split('dev')
+
+
+def test_cli_documents_every_flag_and_rejects_unknown_names(capsys):
+    from benchmarks.cli import build_parser, main
+    text = build_parser().format_help()
+    for flag in ('--suite', '--methods', '--seeds', '--epochs', '--teacher-epochs', '--ta-epochs', '--device',
+                 '--output-dir', '--quick', '--jobs', '--threads', '--task', '--data-root', '--download', '--option'):
+        assert flag in text
+    for argv, expected in ((['--suite', 'nope'], 'valid suites: cifar10, cifar100, digits'),
+                           (['--methods', 'kd,nope', '--list-methods'], None),
+                           (['--seeds', 'x'], '--seeds expects integers')):
+        if expected is None:  # --list-methods does not validate --methods; it lists the valid names
+            assert main(argv, repo_root=REPO) == 0
+            assert 'annealing_kd_tau1' in capsys.readouterr().out
+            continue
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv, repo_root=REPO)
+        assert exit_info.value.code == 2 and expected in capsys.readouterr().err
