@@ -76,9 +76,9 @@ def module_fingerprint(module, *extra):
 
 
 def tensor_versions(tensors):
-    """Identity and in-place version counter of ``tensors`` (a module's parameters and buffers, listed once): a
-    cheap per-step change detector, as ``load_state_dict``, ``copy_`` and optimiser steps bump ``Tensor._version``."""
-    return [(id(tensor), tensor._version) for tensor in tensors]
+    """In-place version counters of ``tensors`` (a module's parameters and buffers, listed once): a cheap per-step
+    change detector, as ``load_state_dict``, ``copy_`` and optimiser steps all bump ``Tensor._version``."""
+    return [tensor._version for tensor in tensors]
 
 
 def _walk(obj, seen, depth=0):

@@ -113,7 +113,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         self.mode, self.max_memory_mb, self.distributed = mode, max_memory_mb, bool(distributed)
         self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
         self.stores, self._versions, self._fingerprint, self._warned, self._device = {}, None, None, set(), None
-        self._tensors = self._submodules = None
+        self._tensors, self._identities, self._hooked = None, None, False
         self.hits = self.misses = self.teacher_calls = 0
 
     def _warn_once(self, reason):
@@ -126,10 +126,15 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         return self.teacher_forward_proc(self.teacher, sample_batch, targets, supp_dict)
 
     def _refresh_tensor_lists(self):
-        # Walking a deep teacher's modules costs milliseconds, so the lists are taken once per epoch (after
-        # torchdistill has moved the teacher to its device, which may replace buffers) and checked every step.
-        self._tensors = [*self.teacher.parameters(), *self.teacher.buffers()]
-        self._submodules = list(self.teacher.modules())
+        # Walking a deep teacher's modules costs milliseconds, so it is done once per epoch (after torchdistill
+        # has moved the teacher to its device, which may replace buffers); only version counters are read per step.
+        tensors = [*self.teacher.parameters(), *self.teacher.buffers()]
+        identities = [id(tensor) for tensor in tensors]
+        if identities != self._identities:  # other tensor objects: their version counters say nothing
+            self._versions = None
+        self._tensors, self._identities = tensors, identities
+        # torchdistill registers forward hooks when it sets a stage up, never within an epoch.
+        self._hooked = any(module._forward_hooks or module._forward_pre_hooks for module in self.teacher.modules())
 
     def _uncacheable_reason(self, supp_dict):
         if not isinstance(supp_dict, Mapping) or 'cache_index' not in supp_dict:
@@ -141,7 +146,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
             return 'the teacher is in training mode (call teacher.eval())'
         if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in self._tensors):
             return 'the teacher is being trained (set teacher.requires_grad: false)'
-        if any(module._forward_hooks or module._forward_pre_hooks for module in self._submodules):
+        if self._hooked:
             return 'forward hooks are set on teacher modules (only the output of the whole model is cached)'
         return None
 
@@ -231,7 +236,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         """Flushes disk stores, logs the epoch's hits and misses and re-lists the teacher's tensors."""
         for store, _ in self.stores.values():
             store.flush()
-        self._tensors = self._submodules = None
+        self._tensors = None
         if self.hits or self.misses:
             logger.info('Teacher-output cache: %d hits, %d misses, %d teacher calls this epoch',
                         self.hits, self.misses, self.teacher_calls)

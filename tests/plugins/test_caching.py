@@ -299,6 +299,19 @@ def test_auto_mode_shares_a_disk_cache_between_distributed_ranks(tmp_path):
     assert torch.equal(served, first) and len(os.listdir(tmp_path)) == 1
 
 
+def test_teachers_the_cache_cannot_serve_exactly_run_every_time(caplog):
+    features, labels = make_data(16)
+    supp = cache_fields(features, labels)
+    hooked, training = CountingTeacher().eval(), CountingTeacher().train()
+    hooked.net[0].register_forward_hook(lambda module, inputs, output: None)  # a torchdistill forward_hook
+    for teacher, reason in ((hooked, 'forward hooks'), (training, 'training mode')):
+        wrapper = CachedTeacherWrapper(teacher, mode='memory')
+        with torch.no_grad():
+            for _ in range(2):
+                wrapper(features, labels, supp)
+        assert teacher.samples_seen == 32 and not wrapper.stores and reason in caplog.text
+
+
 def test_mapping_outputs_are_cached_field_by_field():
     class DictTeacher(CountingTeacher):
         def forward(self, x):
