@@ -402,7 +402,7 @@ def get_args(argv=None):
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     parser.add_argument('--batch-size', type=int, help='default 128 (the paper), 4 with --quick')
     parser.add_argument('--epoch-batches', type=int, help='batches per timed epoch (default 8, 2 with --quick)')
-    parser.add_argument('--step-repeats', type=int, help='default 9, 1 with --quick')
+    parser.add_argument('--step-repeats', type=int, help='default 21, 1 with --quick')
     parser.add_argument('--epoch-repeats', type=int, help='cached and student-only epochs (default 9, 1 with --quick)')
     parser.add_argument('--teacher-epoch-repeats', type=int, help='epochs with the teacher on every step (default 3, '
                                                                   '1 with --quick)')
@@ -411,7 +411,7 @@ def get_args(argv=None):
     args = parser.parse_args(argv)
     defaults = dict(batch_size=4, epoch_batches=2, step_repeats=1, epoch_repeats=1, teacher_epoch_repeats=1,
                     loss_calls=10, threads=1) if args.quick else \
-        dict(batch_size=128, epoch_batches=8, step_repeats=9, epoch_repeats=9, teacher_epoch_repeats=3, loss_calls=200,
+        dict(batch_size=128, epoch_batches=8, step_repeats=21, epoch_repeats=9, teacher_epoch_repeats=3, loss_calls=200,
              threads=os.cpu_count())
     for key, value in defaults.items():
         if getattr(args, key) is None:
