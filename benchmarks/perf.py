@@ -382,12 +382,13 @@ def format_table(result):
         wall, cpu = result['ratios']['wall'][name], result['ratios']['cpu'][name]
         spread = {clock: '[{:.3f}, {:.3f}]'.format(*result['ratio_quartiles'][clock][name]) for clock in CLOCKS}
         target = _target(name)
-        verdict = '' if target is None else \
-            f"  target <= {target}: wall {'met' if wall <= target else 'MISSED'}, cpu {'met' if cpu <= target else 'MISSED'}"
+        verdict = '' if target is None else f"  target <= {target}: wall {'met' if wall <= target else 'MISSED'}, " \
+                                            f"cpu {'met' if cpu <= target else 'MISSED'}"
         lines.append(f"    {name:<40} {wall:6.3f} {spread['wall']:>14} {cpu:6.3f} {spread['cpu']:>14}{verdict}")
     lines.append('    step ratio to KDLoss from the loss cost alone, 1 + (loss - KDLoss loss) / KDLoss step:')
-    for name, wall in result['step']['loss_cost_step_ratios']['wall'].items():
-        lines.append(f"    {name.split(' / ')[0]:<40} {wall:21.5f} {result['step']['loss_cost_step_ratios']['cpu'][name]:21.5f}")
+    loss_cost = result['step']['loss_cost_step_ratios']
+    for name in loss_cost['wall']:
+        lines.append(f"    {name.split(' / ')[0]:<40} {loss_cost['wall'][name]:21.5f} {loss_cost['cpu'][name]:21.5f}")
     lines.append(f"teacher calls in the timed cached epochs: {result['stage1_epoch']['teacher_calls_after_filling']}; "
                  f"wall time {result['wall_time_s']:.0f} s")
     return '\n'.join(lines)

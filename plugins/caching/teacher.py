@@ -162,7 +162,8 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         return self._fingerprint
 
     def _disk_directory(self, dataset_key, num_samples):
-        return os.path.join(self.cache_dir, f'{self._fingerprint[:20]}-{dataset_key & (2 ** 64 - 1):016x}-{num_samples}')
+        name = f'{self._fingerprint[:20]}-{dataset_key & (2 ** 64 - 1):016x}-{num_samples}'
+        return os.path.join(self.cache_dir, name)
 
     def _open_disk_store(self, dataset_key, num_samples):
         """A disk cache an earlier run left for this teacher and dataset, or None."""
