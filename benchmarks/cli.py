@@ -33,7 +33,8 @@ def build_parser(doc=None):
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' / 'cuda:N' (default: cpu)")
     parser.add_argument('--output-dir', metavar='DIR',
                         help='results directory: runs.jsonl, summary.md/.csv, plots, cached teachers '
-                             '(default: results/<suite name> in the repository)')
+                             '(default: results/<suite name>, or results/<suite name>-quick with --quick, in the '
+                             'repository)')
     parser.add_argument('--quick', action='store_true',
                         help='smoke run: fewer seeds, methods and epochs (digits: under 60 s); not a result')
     parser.add_argument('--jobs', type=int, metavar='N',
@@ -110,7 +111,8 @@ def main(argv=None, doc=None, repo_root=None, command=None):
         for name, spec in suite.methods.items():
             print(f'{name:28s} {spec.group:9s} teacher={spec.teacher_role or "-":8s} {spec.config} {spec.note}')
         return 0
-    output_dir = output_dir or os.path.abspath(os.path.join('results', suite.name))
+    # A quick run has its own default directory: its short runs must not replace the real ones in the ledger.
+    output_dir = output_dir or os.path.abspath(os.path.join('results', suite.name + ('-quick' if args.quick else '')))
     threads = args.threads or (1 if args.device == 'cpu' else None)
     start = time.perf_counter()
     from plugins import distributed as dist_util

@@ -358,5 +358,18 @@ def _run_locked(suite, output_dir, methods, seeds, quick, device, student_epochs
     records = run_jobs(jobs, suite.name, output_dir, device, workers, threads, show_progress, log)
     if report and dist_util.is_main_process():
         from .report import write_report
-        write_report(suite, records, output_dir, command=command, log=log)
+        write_report(suite, current_records(suite, output_dir, quick, student_epochs, teacher_epochs, ta_epochs),
+                     output_dir, command=command, log=log)
     return records
+
+
+def current_records(suite, output_dir, quick=False, student_epochs=None, teacher_epochs=None, ta_epochs=None):
+    """Every ledger record of ``output_dir`` that matches the suite's current configs (any method, any seed).
+
+    The tables summarise the whole results directory, so running a subset (``--methods kd --seeds 0``) adds to
+    them instead of replacing them; records of an older version of a config are left out.
+    """
+    current = {job.method: job.config_hash
+               for job in plan_suite(suite, output_dir, None, [0], quick, student_epochs, teacher_epochs, ta_epochs)}
+    return [record for record in RunLedger(output_dir).records
+            if current.get(record['method']) == record['config_hash']]

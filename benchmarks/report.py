@@ -143,7 +143,8 @@ def markdown_report(suite, rows, command=None):
         f'- "val" is the best validation {metric} of the run (the checkpoint kept); "test" is that checkpoint on '
         f'the test split, which is never used for any choice.',
         f'- "Δ test vs {suite.baseline}" is the mean ± std over seeds of the per-seed difference with '
-        f'{suite.baseline} (same seed = same split, initialisation seed and teacher); "p" is the two-sided paired '
+        f'{suite.baseline} (same seed = same student initialisation and same teacher; the split is fixed for '
+        f'every seed); "p" is the two-sided paired '
         f't-test (scipy.stats.ttest_rel). With 5 seeds, p < 0.05 needs a difference well above its spread.',
         '- Ablation tables: the "selected on val" mark is the best mean validation figure of the sweep.',
         '- Throughput is training samples per second over the training epochs of one run (validation excluded); '
