@@ -71,7 +71,10 @@ def _overrides_for(config, suite, quick, method_overrides, budget):
     except KeyError as error:
         raise HarnessError(f'{config}: {error.args[0]}') from error
     if budget is not None:
-        overrides.update(budget_overrides(structure, budget))
+        try:
+            overrides.update(budget_overrides(structure, budget))
+        except ValueError as error:
+            raise HarnessError(f'{config}: {error}') from error
     return overrides
 
 
