@@ -123,6 +123,9 @@ def main(argv=None, doc=None, repo_root=None, command=None):
                   ta_epochs=args.ta_epochs, workers=args.jobs, threads=threads, command=command)
     except (HarnessError, ConfigError) as error:
         parser.error(str(error))
+    except FileNotFoundError as error:  # a data set or checkpoint that is not on this machine
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print('interrupted: finished runs are kept; run the same command again to resume', file=sys.stderr)
         return 130

@@ -286,6 +286,8 @@ def main(argv=None):
                             teacher_ckpt=args.teacher_ckpt, overrides=overrides, log_file=args.log_file)
     except ConfigError as error:
         raise SystemExit(f'config error: {error}')
+    except FileNotFoundError as error:  # a data set or checkpoint that is not on this machine
+        raise SystemExit(f'error: {error}')
     finally:
         dist_util.cleanup()
     if dist_util.is_main_process():

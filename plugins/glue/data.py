@@ -194,7 +194,13 @@ def load_examples(task, source_split, data_root=None, hf_dataset=None):
         texts, labels = read_glue_tsv(os.path.join(folder, tsv_names[source_split]), task)
     else:
         import datasets
-        split = datasets.load_dataset(hf_dataset, task.name, split=source_split)
+        try:
+            split = datasets.load_dataset(hf_dataset, task.name, split=source_split)
+        except (ConnectionError, OSError, ValueError) as error:  # no network and no cached copy
+            raise FileNotFoundError(
+                f'GLUE {task.name}: could not load {hf_dataset!r} ({type(error).__name__}: {error}). Offline, pass '
+                f'the folder of the official GLUE TSVs (--data-root or KD_GLUE_DATA, with {task.tsv_dir}/ inside) '
+                f'or cache the Hugging Face dataset first') from error
         texts, labels = [list(split[column]) for column in task.text_columns], list(split['label'])
         if not task.is_regression and any(label < 0 for label in labels):
             raise ValueError(f'{hf_dataset}/{task.name}/{source_split} has hidden labels (-1): '
