@@ -68,6 +68,9 @@ def check_config(config, teacher_ckpt=None):
     if 'student_model' not in models and 'model' not in models:
         raise ConfigError("models.student_model is missing (or models.model for training without a teacher)")
     test_id = _check_loader(config['test'], 'test.test_data_loader', dataset_ids, None, 'test')
+    for name in config['test'].get('extra_test_data_loaders') or {}:
+        _check_loader(config['test']['extra_test_data_loaders'], f'test.extra_test_data_loaders.{name}',
+                      dataset_ids, None, 'test')
     get_metric(config.get('evaluation', {}).get('metric', 'accuracy'))
     checked, train_id, val_id = [], None, None
     for field, stage in stage_configs(config['train']):
