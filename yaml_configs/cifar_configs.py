@@ -6,11 +6,14 @@ families: ResNet (teacher resnet110, TA resnet20, student resnet8) and TAKD's pl
 Edit this script rather than the YAMLs, so that every config keeps the same settings; ``--check`` only reports
 whether the files on disk are up to date (as the tests do).
 """
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from yaml_configs.config_generation import config_path, sync_configs  # noqa: E402
+
 DATASETS = {'cifar10': 10, 'cifar100': 100}
 FAMILIES = {
     'resnet': {'teacher': 'resnet110', 'ta': 'resnet20', 'student': 'resnet8'},
@@ -245,11 +248,6 @@ def continuation_config(dataset, family):
             + '\n' + test_block(dataset))
 
 
-def config_path(dataset, method, student, teacher=None):
-    name = student if teacher is None else f'{student}_from_{teacher}'
-    return os.path.join(dataset, method, f'{name}.yaml')
-
-
 def all_configs():
     """{path relative to yaml_configs/: YAML text} for every CIFAR config."""
     configs = {}
@@ -270,23 +268,7 @@ def all_configs():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--check', action='store_true', help='only report configs that differ from this script')
-    args = parser.parse_args(argv)
-    stale = []
-    for path, text in all_configs().items():
-        full_path = os.path.join(HERE, path)
-        current = open(full_path).read() if os.path.isfile(full_path) else None
-        if current == text:
-            continue
-        stale.append(path)
-        if not args.check:
-            from plugins.checkpoint import atomic_write_text
-            os.makedirs(os.path.dirname(full_path), exist_ok=True)
-            atomic_write_text(full_path, text)
-    verb = 'out of date' if args.check else 'written'
-    print(f'{len(stale)} CIFAR config(s) {verb}' + ''.join(f'\n  {path}' for path in stale))
-    return 1 if args.check and stale else 0
+    return sync_configs(all_configs(), HERE, 'cifar_configs.py', __doc__.split('\n\n')[0], argv)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,6 @@ whether the files on disk are up to date (as the tests do). Checkpoints, tokeniz
 time (``KD_GLUE_TEACHER``, ``KD_GLUE_TA``, ``KD_GLUE_STUDENT``, ``KD_GLUE_TOKENIZER``, ``KD_GLUE_DATA``; see
 ``plugins/glue/names.py``), so the YAMLs never hold a path.
 """
-import argparse
 import os
 import sys
 import textwrap
@@ -21,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from plugins.glue.tasks import GLUE_TASKS  # noqa: E402  (plain metadata; imports no model code)
+from yaml_configs.config_generation import config_path, sync_configs  # noqa: E402
 
 MODEL_NAMES = {
     'roberta': {'teacher': 'roberta_large', 'ta': 'roberta_base', 'student': 'distilroberta_base'},
@@ -355,9 +355,8 @@ def continuation_config(task, family):
             + criterion_block(2, continuation_terms(task, family)) + '\n' + test_block(task))
 
 
-def config_path(task, method, student, teacher=None):
-    name = student if teacher is None else f'{student}_from_{teacher}'
-    return os.path.join('glue', task, method, f'{name}.yaml')
+def glue_config_path(task, method, student, teacher=None):
+    return config_path(os.path.join('glue', task), method, student, teacher)
 
 
 def all_configs():
@@ -366,41 +365,21 @@ def all_configs():
     for task in GLUE_TASKS:
         for family, names in MODEL_NAMES.items():
             for role in ('teacher', 'ta', 'student'):
-                configs[config_path(task, 'ce', names[role])] = ce_config(task, family, role)
+                configs[glue_config_path(task, 'ce', names[role])] = ce_config(task, family, role)
             for role in ('ta', 'student'):
-                configs[config_path(task, 'kd', names[role], names['teacher'])] = \
+                configs[glue_config_path(task, 'kd', names[role], names['teacher'])] = \
                     kd_config(task, family, role, 'teacher')
-            configs[config_path(task, 'takd', names['student'], names['ta'])] = \
+            configs[glue_config_path(task, 'takd', names['student'], names['ta'])] = \
                 kd_config(task, family, 'student', 'ta', method='takd')
-            configs[config_path(task, 'annealing_kd', names['student'], names['teacher'])] = \
+            configs[glue_config_path(task, 'annealing_kd', names['student'], names['teacher'])] = \
                 annealing_config(task, family)
-            configs[config_path(task, 'continuation_kd', names['student'], names['teacher'])] = \
+            configs[glue_config_path(task, 'continuation_kd', names['student'], names['teacher'])] = \
                 continuation_config(task, family)
     return configs
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--check', action='store_true', help='only report configs that differ from this script')
-    args = parser.parse_args(argv)
-    stale = []
-    for path, text in all_configs().items():
-        full_path = os.path.join(HERE, path)
-        current = open(full_path).read() if os.path.isfile(full_path) else None
-        if current == text:
-            continue
-        stale.append(path)
-        if not args.check:
-            os.makedirs(os.path.dirname(full_path), exist_ok=True)
-            tmp_path = full_path + '.tmp'
-            with open(tmp_path, 'w') as file:
-                file.write(text)
-            os.replace(tmp_path, full_path)
-    if args.check and stale:
-        print('out of date (run python yaml_configs/glue_configs.py):\n  ' + '\n  '.join(stale))
-        return 1
-    print(f'{len(stale)} config(s) {"differ" if args.check else "written"}, {len(all_configs())} in total')
-    return 0
+    return sync_configs(all_configs(), HERE, 'glue_configs.py', __doc__.split('\n\n')[0], argv)
 
 
 if __name__ == '__main__':
