@@ -33,6 +33,7 @@ from . import distributed as dist_util
 from .checkpoint import atomic_torch_save, atomic_write_json
 from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
 from .config_checks import ConfigError, check_config, stage_configs, uses_teacher
+from .diagnostics import training_diagnostics
 from .evaluation import evaluate, get_metric, to_device
 from .losses.scheduled import find_scheduled_losses
 
@@ -183,6 +184,8 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         'peak_memory_mb': _peak_memory_mb(device),
         'student_params': sum(p.numel() for p in _unwrap(student).parameters()),
         'teacher_params': None if teacher is None else sum(p.numel() for p in teacher.parameters()),
+        # dead ReLU units of the reported checkpoint on the training split; training-loss blow-ups per stage
+        'diagnostics': training_diagnostics(_unwrap(student), box.train_data_loader, device, history),
     }
     if main_process:
         atomic_torch_save({'model': _unwrap(student).state_dict(), 'best_value': best},
