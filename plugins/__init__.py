@@ -4,6 +4,7 @@
 loss wrapper, epoch hook, model and dataset below; it never replaces a key torchdistill already has.
 """
 from . import datasets, hooks, losses, models
+from . import diagnostics, teacher_noise
 from . import caching  # teacher-output cache (dataset + teacher wrappers), idle-teacher release
 from . import glue
 from .losses import AnnealedTeacherLossWrapper, AnnealingKDLoss, ContinuationKDLoss
