@@ -14,7 +14,8 @@ from plugins.checkpoint import atomic_write_bytes  # noqa: E402
 
 from .stats import describe  # noqa: E402
 
-__all__ = ['save_figure', 'plot_test_metric', 'plot_schedule_curves', 'load_history', 'schedule_series']
+__all__ = ['save_figure', 'plot_test_metric', 'plot_schedule_curves', 'load_history', 'schedule_series', 'plot_axes',
+           'plot_capacity_gap', 'plot_reference_change']
 
 
 def save_figure(figure, path):
@@ -26,8 +27,11 @@ def save_figure(figure, path):
 
 
 def _student_methods(suite, records):
+    """The suite's student methods with records, in suite order; with axes, only those at the reference point."""
     present = {r['method'] for r in records if r['role'] == 'student'}
-    return [method for method in suite.methods if method in present]
+    reference = {axis: settings['reference'] for axis, settings in (suite.axes or {}).items()}
+    points = {name: dict(reference, **dict(spec.axes)) for name, spec in suite.methods.items()}
+    return [method for method in suite.methods if method in present and points[method] == reference]
 
 
 def plot_test_metric(suite, records, path):
@@ -114,3 +118,91 @@ def plot_schedule_curves(suite, records, output_dir, path):
         axis.grid(alpha=0.3)
     save_figure(figure, path)
     return path
+
+
+def _interval(row, prefix):
+    low, high = row[f'{prefix}_ci_low'], row[f'{prefix}_ci_high']
+    return (low, high) if not (math.isnan(low) or math.isnan(high)) else (row[f'{prefix}_mean'],) * 2
+
+
+def plot_capacity_gap(suite, rows, axis, path):
+    """Test metric against student parameters per method (95% t-interval of the mean as a band), and each
+    method's paired difference with the baseline at the same width (95% interval band)."""
+    from .report import axis_values, rows_at
+    series = {}
+    for value in axis_values(suite, axis):
+        for row in rows_at(suite, rows, axis, value):
+            if row['n'] and row['student_params']:
+                series.setdefault(row['family'], []).append(row)
+    series = {family: members for family, members in series.items() if len(members) > 1}
+    if not series:
+        return None
+    metric = next(iter(series.values()))[0]['metric']
+    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 7.0), height_ratios=(3, 2))
+    for index, (family, members) in enumerate(series.items()):
+        members = sorted(members, key=lambda row: row['student_params'])
+        x = [row['student_params'] for row in members]
+        color = f'C{index}'
+        top.plot(x, [row['test_mean'] for row in members], marker='o', color=color, label=family)
+        bands = [_interval(row, 'test') for row in members]
+        top.fill_between(x, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15)
+        compared = [row for row in members if row['baseline'] is not None]
+        if compared:
+            cx = [row['student_params'] for row in compared]
+            bottom.plot(cx, [row['diff_mean'] for row in compared], marker='o', color=color, label=family)
+            bands = [_interval(row, 'diff') for row in compared]
+            bottom.fill_between(cx, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15)
+    for row in next(iter(series.values())):
+        top.annotate(f'{axis} {dict(suite.methods[row["method"]].axes).get(axis, suite.axes[axis]["reference"])}',
+                     (row['student_params'], top.get_ylim()[0]), fontsize=7, color='0.4', ha='center', va='bottom')
+    bottom.axhline(0.0, color='0.3', linewidth=0.8)
+    top.set_xscale('log')
+    top.set_ylabel(f'test {metric}')
+    top.set_title(f'{suite.name}: test {metric} by student size (bands: 95% CI of the mean over seeds)', fontsize=10)
+    bottom.set_ylabel(f'Δ test vs {suite.baseline} (paired)')
+    bottom.set_xlabel('student parameters (log scale)')
+    for axis_ in (top, bottom):
+        axis_.grid(alpha=0.3)
+        axis_.legend(fontsize=8)
+    save_figure(figure, path)
+    return path
+
+
+def plot_reference_change(suite, rows, axis, path):
+    """Per method: the paired change against the axis's reference value (e.g. noisy minus clean teacher), with
+    its 95% interval and each seed's change."""
+    changed = [row for row in rows if row.get('reference_method')]
+    if not changed:
+        return None
+    by_method = {row['method']: row for row in rows}
+    metric = changed[0]['metric']
+    figure, axis_ = plt.subplots(figsize=(max(4.0, 1.1 * len(changed) + 1.5), 3.8))
+    for index, row in enumerate(changed):
+        low, high = _interval(row, 'drop')
+        axis_.errorbar(index, row['drop_mean'], yerr=[[row['drop_mean'] - low], [high - row['drop_mean']]],
+                       fmt='o', color='C3', capsize=4, markersize=7)
+        clean = by_method[row['reference_method']]['test_by_seed']
+        seeds = sorted(set(clean) & set(row['test_by_seed']))
+        axis_.scatter(np.full(len(seeds), index + 0.15), [row['test_by_seed'][s] - clean[s] for s in seeds],
+                      s=10, color='0.5', zorder=3)
+    axis_.axhline(0.0, color='0.3', linewidth=0.8)
+    axis_.set_xticks(range(len(changed)))
+    axis_.set_xticklabels([row['family'] for row in changed], rotation=20, ha='right')
+    settings = suite.axes[axis]
+    axis_.set_ylabel(f'change of test {metric}')
+    axis_.set_title(f'{suite.name}: {axis} against {settings["reference"]} (mean, 95% CI; grey: seeds)',
+                    fontsize=10)
+    axis_.grid(axis='y', alpha=0.3)
+    save_figure(figure, path)
+    return path
+
+
+def plot_axes(suite, rows, output_dir):
+    """One figure per suite axis: ``<axis>.png``; returns the paths written."""
+    written = []
+    for axis, settings in (suite.axes or {}).items():
+        draw = plot_reference_change if settings.get('against_reference') else plot_capacity_gap
+        path = draw(suite, rows, axis, os.path.join(output_dir, f'{axis}.png'))
+        if path:
+            written.append(path)
+    return written
