@@ -9,14 +9,15 @@ One stage; at (0-based) epoch e of n:
 with a_t = phi(T) when phi is applied to the teacher (else 1) and a_m = phi(T) when it is applied to the margin
 (else 1): the Table-7 ablation switches. Eq. 4 is written for one input, so the hinge is per sample and then
 averaged over the batch. ``d`` is the squared distance of the logits, averaged over the logit dimension
-(``distance_reduction='mean'``, default) or summed (``'sum'``, the ||.||^2 of Eq. 4): the margin m is on the
-scale of d, so the same m is C times stricter with 'mean' than with 'sum' for C logits. For a regression task
-(one output: STS-B, toys) CE becomes the MSE to the label.
+(``distance_reduction='mean'``, default) or summed (``'sum'``, the ||.||^2 of Eq. 4). The margin m is on the
+scale of d: for C logits d is C times larger with 'sum', so the same m tolerates C times less error per logit
+than with 'mean'. For a regression task (one output: STS-B, toys) CE becomes the MSE to the label.
 
 T steps from T_max down to 1 with Annealing-KD's evenly spread schedule (each level an equal share of the run,
 T = 1 in the last epoch; :class:`continuation.schedules.ContinuationSchedule` ``'step'``), so T never leaves
 [1, T_max]. The paper's Algorithm 1 read literally (k = floor(n / T_max); T decreases by 1 whenever i mod k = 0,
-i = 1..n) reaches T = 0 (phi > 1) in the last epoch when n is a multiple of T_max. ``temperature_span`` < 1
+i = 1..n) reaches T = 0 (phi > 1) in the last epoch when n is a multiple of T_max, and goes below 0 for other
+lengths (T = -2 at n = 25, T_max = 10). ``temperature_span`` < 1
 anneals over the first part of the run only (T = 1 after), which with m = 0 and Eq. 6's psi step at the same
 epoch reproduces Annealing-KD's two stages (without its best-checkpoint reload between them).
 psi follows :class:`continuation.psi.PsiSchedule` (Eqs. 6-8).
