@@ -108,3 +108,22 @@ def test_one_stage_run_logs_the_schedule_and_ends_with_the_best_checkpoint(confi
                                                                monkeypatch)
     assert all(same_weights(a, b) for a, b in zip(states[:6], other_states[:6]))
     assert [h['train_loss'] for h in result['history']] == [h['train_loss'] for h in always_better['history']]
+
+
+@pytest.mark.parametrize('old, new, message', [
+    ("psi: {ramp: '1/2'}", 'psi: {ramp: 1}', r"psi \{'ramp': 1\} is longer than the stage: with "
+                                             r'train.num_epochs=6, psi is 0.8333 < 1 at the last epoch'),
+    ("psi: {ramp: '1/2'}", 'psi: {ramp: -0.5}', 'psi.ramp must be > 0'),
+    ('margin: 0.1', 'margin: -0.1', 'margin must be a finite number >= 0'),
+    ('max_temperature: 3', 'max_temperature: 7', 'train.num_epochs=6 is shorter than the 7 levels of max_temperature'),
+    ("pre_epoch_process: 'advance_loss_schedules'", '',
+     r"train.pre_epoch_process must be 'advance_loss_schedules' for the scheduled loss\(es\) \['ContinuationKDLoss'\]"),
+])
+def test_bad_continuation_configs_fail_before_training(config_path, tmp_path, monkeypatch, old, new, message):
+    text = open(config_path).read()
+    assert old in text
+    with open(config_path, 'w') as file:
+        file.write(text.replace(old, new, 1))
+    monkeypatch.setattr(runner, 'evaluate', lambda *args, **kwargs: pytest.fail('training started'))
+    with pytest.raises(runner.ConfigError, match=message):
+        runner.run_config(config_path, output_dir=str(tmp_path / 'run'))
