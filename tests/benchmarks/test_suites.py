@@ -140,3 +140,24 @@ def test_cli_documents_every_flag_and_rejects_unknown_names(capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(argv, repo_root=REPO)
         assert exit_info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_recipe_rule_takes_the_shortest_recipe_within_half_a_point_of_the_best_average():
+    from benchmarks.suites.digits import TUNING_EPOCHS, TUNING_FAMILIES, TUNING_LRS, recipe_selection
+    averages = {(0.003, 50): 80.0, (0.003, 100): 85.0, (0.01, 50): 90.0, (0.01, 100): 91.0, (0.03, 50): 90.6,
+                (0.03, 100): 91.2}
+    records = [{'method': f'{family}_lr{lr:g}_e{epochs}', 'seed': seed, 'best_val': value + offset, 'role': 'student'}
+               for (lr, epochs), value in averages.items() for family, offset in zip(TUNING_FAMILIES, (-1, 0, 1))
+               for seed in (0, 1)]
+    rows, chosen = recipe_selection(records)
+    assert len(rows) == len(TUNING_LRS) * len(TUNING_EPOCHS)
+    # best average 91.2 (0.03, 100); within 0.5 of it (>= 90.7): only 100-epoch recipes (90.6 at 50 is not), and
+    # among those the best average
+    assert chosen == (0.03, 100)
+    averages[(0.03, 50)] = 90.8  # now a 50-epoch recipe is within 0.5 points: the shorter one wins
+    records = [dict(r, best_val=averages[(float(r['method'].split('_lr')[1].split('_e')[0]),
+                                          int(r['method'].rsplit('_e', 1)[1]))] +
+                    (-1, 0, 1)[TUNING_FAMILIES.index(r['method'].split('_lr')[0])]) for r in records]
+    assert recipe_selection(records)[1] == (0.03, 50)
+    failed = [dict(r, status='failed') if r['method'].startswith('kd_lr0.03_e50') else r for r in records]
+    assert all((row['lr'], row['epochs']) != (0.03, 50) for row in recipe_selection(failed)[0])
