@@ -5,6 +5,7 @@ import math
 import os
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
@@ -14,7 +15,8 @@ from plugins.checkpoint import atomic_write_bytes  # noqa: E402
 
 from .stats import describe  # noqa: E402
 
-__all__ = ['save_figure', 'plot_test_metric', 'plot_schedule_curves', 'load_history', 'schedule_series', 'plot_axes',
+__all__ = ['save_figure', 'plot_test_metric', 'plot_schedule_curves', 'load_history', 'schedule_series',
+           'continuation_weight', 'plot_axes',
            'plot_capacity_gap', 'plot_reference_change']
 
 
@@ -74,6 +76,21 @@ def schedule_series(history, key):
     return np.array(series, dtype=float)
 
 
+def continuation_weight(history):
+    """``(name, series)`` of what moves a run's objective besides T: Continuation-KD's label weight ``psi``, or the
+    continuation parameter ``lambda`` when something else in the schedule state (T, alpha...) moves with it (a
+    lambda nothing depends on, e.g. KD with a fixed-strength noise mitigation, is left out); None otherwise."""
+    psi = schedule_series(history, 'psi')
+    if not np.all(np.isnan(psi)):
+        return 'psi', psi
+    lam = schedule_series(history, 'lambda')
+    if np.all(np.isnan(lam)) or len(set(lam[~np.isnan(lam)].tolist())) < 2:
+        return None
+    keys = {key for entry in history for state in entry.get('schedule', {}).values() for key in state} - {'lambda'}
+    moving = [key for key in keys if len(set(schedule_series(history, key)[~np.isnan(lam)].tolist())) > 1]
+    return ('lambda', lam) if moving else None
+
+
 def plot_schedule_curves(suite, records, output_dir, path):
     """Per epoch: the temperature T of each method whose T moves (Stage I of Annealing-KD), the continuation
     parameter lambda of every scheduled loss, and the validation metric (mean over seeds, band = std) of every
@@ -97,18 +114,18 @@ def plot_schedule_curves(suite, records, output_dir, path):
         temperature = schedule_series(histories[0][:length], 'T')
         if len(set(temperature[~np.isnan(temperature)].tolist())) > 1:  # T moves: Annealing-KD's Stage I
             top.step(epochs, temperature, where='post', color=color, label=method)
-        lam = schedule_series(histories[0][:length], 'lambda')
-        if not np.all(np.isnan(lam)):
-            middle.step(epochs, lam, where='post', color=color, label=method)
+        weight = continuation_weight(histories[0][:length])
+        if weight is not None:
+            middle.step(epochs, weight[1], where='post', color=color, label=f'{method} ({weight[0]})')
         stages = [entry['stage'] for entry in histories[0][:length]]
         for epoch, (previous, current) in enumerate(zip(stages, stages[1:]), 1):
             if current != previous:
                 for axis in (top, middle, bottom):
                     axis.axvline(epoch + 0.5, color=color, linestyle=':', linewidth=0.8)
     top.set_ylabel('temperature T')
-    top.set_title(f'{suite.name}: Stage-I temperature, continuation lambda and validation {metric}; '
+    top.set_title(f'{suite.name}: temperature T, label weight psi / continuation lambda, validation {metric}; '
                   f'dotted: stage switch', fontsize=10)
-    middle.set_ylabel('lambda')
+    middle.set_ylabel('psi or lambda')
     bottom.set_xlabel('epoch')
     bottom.set_ylabel(f'validation {metric}')
     bottom.legend(fontsize=8, ncol=2)
@@ -128,7 +145,7 @@ def _interval(row, prefix):
 def plot_capacity_gap(suite, rows, axis, path):
     """Test metric against student parameters per method (95% t-interval of the mean as a band), and each
     method's paired difference with the baseline at the same width (95% interval band)."""
-    from .report import axis_values, rows_at
+    from .report import axis_point, axis_values, rows_at
     series = {}
     for value in axis_values(suite, axis):
         for row in rows_at(suite, rows, axis, value):
@@ -152,11 +169,12 @@ def plot_capacity_gap(suite, rows, axis, path):
             bottom.plot(cx, [row['diff_mean'] for row in compared], marker='o', color=color, label=family)
             bands = [_interval(row, 'diff') for row in compared]
             bottom.fill_between(cx, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15)
-    for row in next(iter(series.values())):
-        top.annotate(f'{axis} {dict(suite.methods[row["method"]].axes).get(axis, suite.axes[axis]["reference"])}',
-                     (row['student_params'], top.get_ylim()[0]), fontsize=7, color='0.4', ha='center', va='bottom')
+    ticks = sorted({(row['student_params'], axis_point(suite.methods[row['method']], suite)[axis])
+                    for members in series.values() for row in members})
     bottom.axhline(0.0, color='0.3', linewidth=0.8)
     top.set_xscale('log')
+    bottom.set_xticks([params for params, _ in ticks], [f'{params}\n{axis} {value}' for params, value in ticks])
+    bottom.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     top.set_ylabel(f'test {metric}')
     top.set_title(f'{suite.name}: test {metric} by student size (bands: 95% CI of the mean over seeds)', fontsize=10)
     bottom.set_ylabel(f'Δ test vs {suite.baseline} (paired)')
@@ -189,9 +207,13 @@ def plot_reference_change(suite, rows, axis, path):
     axis_.set_xticks(range(len(changed)))
     axis_.set_xticklabels([row['family'] for row in changed], rotation=20, ha='right')
     settings = suite.axes[axis]
+    values = sorted({dict(suite.methods[row['method']].axes)[axis] for row in changed})
+    if len(values) > 1:
+        axis_.set_xticklabels([f"{row['family']}\n{axis} {dict(suite.methods[row['method']].axes)[axis]}"
+                               for row in changed], rotation=20, ha='right')
     axis_.set_ylabel(f'change of test {metric}')
-    axis_.set_title(f'{suite.name}: {axis} against {settings["reference"]} (mean, 95% CI; grey: seeds)',
-                    fontsize=10)
+    axis_.set_title(f'{suite.name}: test {metric} at {axis} {", ".join(map(str, values))} minus at '
+                    f'{settings["reference"]}, paired by seed\n(mean and 95% CI; grey: each seed)', fontsize=10)
     axis_.grid(axis='y', alpha=0.3)
     save_figure(figure, path)
     return path
