@@ -156,6 +156,8 @@ def _cost_table(rows):
 def _sweep_sections(suite, rows, metric, digits):
     notes, text = {name: spec.note for name, spec in suite.methods.items()}, []
     for sweep, members in sweep_tables(suite, rows).items():
+        if len(members) < 2:  # e.g. the default run of a suite whose ablations are an option
+            continue
         text += [f'## Ablation: {sweep}', '',
                  _table(['method', 'setting', f'val {metric}', f'test {metric}', 'selected on val'],
                         [[row['method'], notes.get(row['method'], ''), _pm(row['val_mean'], row['val_std'], digits),

@@ -12,7 +12,8 @@ Axes (both papers' claims):
 - a noisy teacher: on ``TEACHER_NOISE`` of the training samples (fixed per seed) the teacher's logits are
   rolled by a random shift (``plugins.teacher_noise``), for KD, KD with the mitigation, Annealing-KD and
   Continuation-KD at the main width; each is compared with itself under the clean teacher.
-Option ``ablations=true`` adds Annealing-KD's ablations (tau_max in {1, 5, 20}, Stage-I KL instead of MSE).
+Option ``ablations=true`` adds Annealing-KD's ablations (tau_max in {1, 5, 20}, Stage-I KL instead of MSE) and
+Continuation-KD without its margin (m = 0), with the clean and the noisy teacher.
 """
 from dataclasses import replace
 
@@ -91,6 +92,7 @@ def main_methods():
     """The reference point (main width, clean teacher) first, then the width axis, then the noisy teacher."""
     methods = {name: _method(name) for name in ('scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd',
                                                  'kd_noise_mitigation')}
+    methods['annealing_kd'] = replace(methods['annealing_kd'], sweeps=('tau_max', 'stage1_loss'))  # with ablations
     for width in WIDTHS:
         if width != MAIN_WIDTH:
             methods.update({_name(f, width): _method(f, width, group='width') for f in AXIS_FAMILIES})
@@ -107,6 +109,16 @@ def _ablations():
                for tau in (1, 5, 20)}
     methods['annealing_kd_kl'] = MethodSpec(config, overrides={f'{_STAGE1_LOSS}.distance': 'kl'}, group='ablation',
                                             sweeps=('stage1_loss',), note='tau_max 10, KL')
+    # Continuation-KD without its margin (m = 0), clean and with the noisy teacher: does the hinge's margin or
+    # the final label phase (psi = 1) make it robust to the noisy teacher?
+    config = DIGITS_CONFIGS['continuation_kd']
+    for noise in (0.0, TEACHER_NOISE):
+        overrides = {f'{_CONTINUATION_LOSS}.margin': 0.0}
+        overrides.update(noisy_teacher_overrides(config, noise) if noise else {})
+        methods[_name('continuation_kd_m0', noise=noise)] = MethodSpec(
+            config, overrides=overrides, group='ablation', family='continuation_kd_m0',
+            axes=(('width', MAIN_WIDTH), ('teacher_noise', noise)),
+            note='annealed hinge without margin (m = 0)' + (f'; noisy teacher ({noise:.0%})' if noise else ''))
     return methods
 
 
@@ -128,7 +140,7 @@ def _description(epochs):
 def build_digits(options=None, quick=False):
     """The default suite (10 seeds, both axes). ``--quick``: the six methods of the reference point, 2 seeds, 10
     student epochs, tau_max 5 (a smoke run, not a result). Option ``ablations`` (default false) adds Annealing-KD's
-    tau_max and Stage-I loss ablations at the main width.
+    tau_max and Stage-I loss ablations and Continuation-KD with m = 0 (clean and noisy teacher) at the main width.
     """
     options = dict(options or {})
     unknown = sorted(set(options) - set(OPTIONS))
