@@ -1,4 +1,6 @@
 """The digits split: sizes, standardisation with the training split's statistics only, batch fetching."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,23 @@ def test_batch_fetching_gives_the_batches_of_torchdistills_per_sample_path():
     assert len(reference) == len(fast) == 17
     for (x, y, supp), (fx, fy, fsupp) in zip(reference, fast):
         assert torch.equal(x, fx) and torch.equal(y, fy) and supp == fsupp == {}
+
+
+def test_a_runner_run_is_bit_identical_with_batch_fetching_and_with_per_sample_loaders(tmp_path, monkeypatch):
+    from plugins.runner import run_config
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    run_config('yaml_configs/digits/ce/mlp_teacher.yaml', seed=0, output_dir=str(tmp_path / 'teacher'),
+               overrides={'train.num_epochs': 2}, show_progress=False)
+    teacher = str(tmp_path / 'teacher' / 'student_best.pt')
+    per_sample = {'train.train_data_loader.dataset_wrapper': {}, 'train.train_data_loader.collate_fn': None,
+                  'train.val_data_loader.collate_fn': None, 'test.test_data_loader.collate_fn': None}
+    results, weights = {}, {}
+    for name, overrides in (('fast', {}), ('per_sample', per_sample)):
+        results[name] = run_config('yaml_configs/digits/kd/mlp4_from_mlp256.yaml', seed=5, teacher_ckpt=teacher,
+                                   output_dir=str(tmp_path / name), show_progress=False,
+                                   overrides=dict(overrides, **{'train.num_epochs': 4}))
+        weights[name] = torch.load(tmp_path / name / 'student_best.pt', weights_only=True)['model']
+    assert [h['train_loss'] for h in results['fast']['history']] == \
+        [h['train_loss'] for h in results['per_sample']['history']]
+    assert results['fast']['test'] == results['per_sample']['test']
+    assert all(torch.equal(weights['fast'][key], weights['per_sample'][key]) for key in weights['fast'])
