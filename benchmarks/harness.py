@@ -219,7 +219,8 @@ def make_record(suite_name, job, result, output_dir, device, versions):
         'wall_time_s': result['wall_time_s'], 'harness_wall_time_s': result.get('harness_wall_time_s'),
         'train_samples_per_s': result['train_samples_per_s'], 'peak_memory_mb': result['peak_memory_mb'],
         'student_params': result['student_params'], 'teacher_params': result['teacher_params'],
-        'world_size': result.get('world_size', 1), 'device': device, 'diagnostics': result.get('diagnostics'),
+        'world_size': result.get('world_size', 1), 'device': device,
+        'diagnostics': result.get('diagnostics'),  # dead ReLU units, loss growth (plugins/diagnostics.py)
         'config': job.config, 'overrides': job.overrides, 'config_hash': job.config_hash,
         'run_dir': os.path.relpath(job.run_dir, output_dir), 'versions': versions,
         'finished_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

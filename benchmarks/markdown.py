@@ -170,9 +170,9 @@ def _notes(suite, metric, seeds):
     baseline = suite.baseline
     return [
         '## How to read this', '',
-        f'- Every student row trained on the same seeds, data split and epoch budget; "epochs (stages)" shows how a '
-        f'multi-stage method split it (Annealing-KD: Stage I + Stage II). Teacher and TA rows are the models the '
-        f'students learn from (trained once per seed and reused).',
+        '- Every student row trained on the same seeds, data split and epoch budget; "epochs (stages)" shows how a '
+        'multi-stage method split it (Annealing-KD: Stage I + Stage II). Teacher and TA rows are the models the '
+        'students learn from (trained once per seed and reused).',
         f'- "test" is the test {metric} of the checkpoint chosen on validation (the best validation epoch of the '
         f'last stage); the test split is never used for any choice. "val" is that best validation figure: a '
         f'maximum over epochs, so it is biased upward, and more so for methods with more epochs in their last '

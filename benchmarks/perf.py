@@ -492,8 +492,8 @@ def format_table(result):
     """The measured figures as a plain-text table (wall clock and process CPU time side by side)."""
     settings, lines = result['settings'], []
     load = settings['load_average_before'][0], settings['load_average_after'][0]
-    lines.append(f"device {settings['device']}, torch.set_num_threads({settings['threads']}) on {settings['cpu_count']} "
-                 f"CPUs, 1-min load average {load[0]:.1f} before, {load[1]:.1f} after")
+    lines.append(f"device {settings['device']}, torch.set_num_threads({settings['threads']}) on "
+                 f"{settings['cpu_count']} CPUs, 1-min load average {load[0]:.1f} before, {load[1]:.1f} after")
     if 'step' in result:
         _resnet_table(result, lines)
     if 'runner_vs_plain' in result:

@@ -103,10 +103,9 @@ def main_methods():
 
 def _ablations():
     config = DIGITS_CONFIGS['annealing_kd']
-    methods = {f'annealing_kd_tau{tau}': MethodSpec(config, overrides={f'{_STAGE1_LOSS}.max_temperature': tau},
-                                                    group='ablation', sweeps=('tau_max',),
-                                                    note=f'tau_max {tau}, MSE' + (' (no annealing)' if tau == 1 else ''))
-               for tau in (1, 5, 20)}
+    methods = {f'annealing_kd_tau{tau}': MethodSpec(
+        config, overrides={f'{_STAGE1_LOSS}.max_temperature': tau}, group='ablation', sweeps=('tau_max',),
+        note=f'tau_max {tau}, MSE' + (' (no annealing)' if tau == 1 else '')) for tau in (1, 5, 20)}
     methods['annealing_kd_kl'] = MethodSpec(config, overrides={f'{_STAGE1_LOSS}.distance': 'kl'}, group='ablation',
                                             sweeps=('stage1_loss',), note='tau_max 10, KL')
     # Continuation-KD without its margin (m = 0), clean and with the noisy teacher: does the hinge's margin or

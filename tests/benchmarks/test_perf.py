@@ -85,7 +85,8 @@ def test_runner_section_compares_the_runner_with_the_plain_loop_before_and_after
         assert section['ratios'][clock]['kd: runner / plain loop'] == pytest.approx(expected)
         assert data['targets']['met'][clock]['runner'] == all(
             section['ratios'][clock][f'{m}: runner / plain loop'] <= 1.5 for m in ('scratch', 'kd'))
-    assert all(0.0 <= value['test'] <= 100.0 for value in section['accuracy'].values()) and len(section['accuracy']) == 6
+    assert len(section['accuracy']) == 6
+    assert all(0.0 <= value['test'] <= 100.0 for value in section['accuracy'].values())
     profile = section['profile_kd_runner_s']
     assert profile['total'] > 0 and all(0 <= v <= profile['total'] * 1.01 for v in profile.values())
     assert profile['forward: teacher, student, loss (torchdistill forward_process)'] > 0 and section['import_s'] > 0

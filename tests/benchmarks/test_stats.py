@@ -127,7 +127,8 @@ def test_failed_runs_are_counted_and_left_out_and_diagnostics_are_summed():
 
 
 def _axes_suite():
-    methods = {'kd': MethodSpec('k.yaml'), 'a': MethodSpec('a.yaml'), 'scratch': MethodSpec('s.yaml', teacher_role=None),
+    methods = {'kd': MethodSpec('k.yaml'), 'a': MethodSpec('a.yaml'),
+               'scratch': MethodSpec('s.yaml', teacher_role=None),
                'kd_w2': MethodSpec('k.yaml', family='kd', axes=(('width', 2),)),
                'a_w2': MethodSpec('a.yaml', family='a', axes=(('width', 2),)),
                'kd_noisy': MethodSpec('k.yaml', family='kd', axes=(('noise', 0.25),)),
