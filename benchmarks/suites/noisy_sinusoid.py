@@ -71,6 +71,11 @@ def _report(output_dir, records, suite):
     draw_figure(output_dir, records)
 
 
+def _tuning_report(output_dir, records, suite):
+    from ..noisy_sinusoid_errors import VALIDATION_ERRORS, write_error_table
+    write_error_table(output_dir, records, suite, errors=VALIDATION_ERRORS)  # choices read validation only
+
+
 def build_noisy_sinusoid(options: dict = None, quick: bool = False) -> Suite:
     """The noise toy: KD and Continuation-KD, 5 seeds, 60 epochs. ``--quick``: 2 seeds, 10 epochs (a smoke run).
 
@@ -96,4 +101,4 @@ def build_noisy_sinusoid(options: dict = None, quick: bool = False) -> Suite:
     return Suite(name='noisy_sinusoid_tuning' if tuning else 'noisy_sinusoid', description=description,
                  teacher_config=None, methods=_tuning_methods() if tuning else _main_methods(),
                  default_seeds=TUNING_SEEDS if tuning else ((0, 1) if quick else (0, 1, 2, 3, 4)),
-                 student_epochs=QUICK_EPOCHS if quick else None, report=_report)
+                 student_epochs=QUICK_EPOCHS if quick else None, report=_tuning_report if tuning else _report)
