@@ -76,8 +76,8 @@ def error_rows(output_dir: str, records: list, baseline: str = 'kd', order: list
         for error in errors:
             values = {seed: run[error] for seed, run in runs.items()}
             summary = describe(values.values())
-            row.update({f'{error}_mean': summary['mean'], f'{error}_std': summary['std'], f'{error}_diff_mean': math.nan,
-                        f'{error}_diff_std': math.nan, f'{error}_p_value': math.nan})
+            row.update({f'{error}_mean': summary['mean'], f'{error}_std': summary['std'],
+                        f'{error}_diff_mean': math.nan, f'{error}_diff_std': math.nan, f'{error}_p_value': math.nan})
             if method != baseline and base:
                 comparison = paired_comparison(values, {seed: run[error] for seed, run in base.items()})
                 row.update({f'{error}_diff_mean': comparison['mean_diff'], f'{error}_diff_std': comparison['std_diff'],
@@ -112,9 +112,10 @@ def markdown_table(rows: list, teacher: dict, baseline: str, errors: tuple = TES
             '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     text += ['| ' + ' | '.join(str(cell) for cell in line) + ' |' for line in lines]
     where = 'the 1,000-point test grid' if errors == TEST_ERRORS else 'the 1,000 validation inputs'
-    text += ['', f'Mean ± sample std over seeds of the best-validation checkpoint on {where}; Δ is the mean ± std of the per-seed difference with {baseline} and p the paired t-test (scipy '
-             f'ttest_rel). A student that copies the noise has a small MSE to the teacher and an MSE to the clean '
-             f'signal near the teacher\'s own; a noise-robust one the reverse.', '']
+    text += ['', f'Mean ± sample std over seeds of the best-validation checkpoint on {where}; Δ is the mean ± std '
+             f'of the per-seed difference with {baseline} and p the paired t-test (scipy ttest_rel). A student '
+             f'that copies the noise has a small MSE to the teacher and an MSE to the clean signal near the '
+             f'teacher\'s own; a noise-robust one the reverse.', '']
     return '\n'.join(text)
 
 

@@ -36,13 +36,13 @@ def trained_student(output_dir: str, record: dict) -> torch.nn.Module:
 
 def _panel(axis, inputs, teacher, student, clean, title, errors):
     order = torch.argsort(inputs)
-    axis.scatter(inputs, teacher, s=2, color='C0', label='noisy teacher (training samples)')
-    axis.scatter(inputs, student, s=2, color='C1',
+    axis.scatter(inputs, teacher, s=8, color='C0', label='noisy teacher (training samples)')
+    axis.scatter(inputs, student, s=1, color='C1',
                  label=f'student (MSE to clean {errors["clean"]:.4f}, to teacher {errors["teacher"]:.4f})')
     axis.plot(inputs[order], clean[order], color='k', linewidth=0.8, label='clean signal', zorder=3)
     axis.set_title(title)
     axis.set_xlabel('x')
-    axis.legend(fontsize=7, loc='upper left', markerscale=4)
+    axis.legend(fontsize=7, loc='upper left', markerscale=2)
     axis.grid(alpha=0.3)
 
 
