@@ -2,3 +2,4 @@
 from . import in_memory
 from . import digits
 from . import sinusoid
+from . import noisy_sinusoid
