@@ -36,23 +36,25 @@ def _student_methods(suite, records):
     return [method for method in suite.methods if method in present and points[method] == reference]
 
 
-def plot_test_metric(suite, records, path):
-    """Test metric per student method: mean +- std over seeds (error bar) and each seed (dots)."""
+def plot_test_metric(suite, records, path, split='test'):
+    """The metric per student method: mean +- std over seeds (error bar) and each seed (dots). ``split='val'``
+    plots the best validation figure instead (a tuning suite chooses on it)."""
     methods = _student_methods(suite, records)
     if not methods:
         return None
     metric = next(r['metric'] for r in records if r['role'] == 'student')
     figure, axis = plt.subplots(figsize=(max(4.0, 0.9 * len(methods) + 1.5), 3.6))
     for index, method in enumerate(methods):
-        values = [r['test'][metric] for r in records if r['method'] == method]
+        values = [r['test'][metric] if split == 'test' else r['best_val'] for r in records if r['method'] == method]
         summary = describe(values)
         axis.errorbar(index, summary['mean'], yerr=0 if math.isnan(summary['std']) else summary['std'],
                       fmt='o', color='C0' if suite.methods[method].group == 'main' else 'C1', capsize=4, markersize=7)
         axis.scatter(np.full(len(values), index + 0.15), values, s=10, color='0.5', zorder=3)
     axis.set_xticks(range(len(methods)))
     axis.set_xticklabels(methods, rotation=30, ha='right')
-    axis.set_ylabel(f'test {metric}')
-    axis.set_title(f'{suite.name}: test {metric} (mean ± std; grey: seeds)')
+    label = 'test' if split == 'test' else 'best validation'
+    axis.set_ylabel(f'{label} {metric}')
+    axis.set_title(f'{suite.name}: {label} {metric} (mean ± std; grey: seeds)')
     axis.grid(axis='y', alpha=0.3)
     save_figure(figure, path)
     return path

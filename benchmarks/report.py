@@ -232,7 +232,10 @@ def write_report(suite, records, output_dir, command=None, log=print):
     atomic_write_text(os.path.join(output_dir, 'summary.csv'), csv_report(rows))
     from .plots import plot_axes, plot_schedule_curves, plot_test_metric
     ok_records = [record for record in records if is_ok(record)]
-    plot_test_metric(suite, ok_records, os.path.join(output_dir, 'test_metric.png'))
+    if all(spec.group == 'tuning' for spec in suite.methods.values()):  # it chooses on validation: plot that
+        plot_test_metric(suite, ok_records, os.path.join(output_dir, 'val_metric.png'), split='val')
+    else:
+        plot_test_metric(suite, ok_records, os.path.join(output_dir, 'test_metric.png'))
     plot_schedule_curves(suite, ok_records, output_dir, os.path.join(output_dir, 'schedule_curves.png'))
     plot_axes(suite, rows, output_dir)
     if suite.report is not None:
