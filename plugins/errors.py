@@ -1,0 +1,34 @@
+"""The project's named errors: each message is one line that names the field or file at fault and what is accepted.
+
+Front ends (``python -m plugins.runner``, ``benchmarks/run.py``) print these messages without a traceback.
+"""
+
+__all__ = ['ConfigError', 'CheckpointError', 'TrainingDivergedError', 'OutputWriteError', 'TeacherCacheError',
+           'one_line']
+
+
+class ConfigError(ValueError):
+    """A config (or run parameter) that cannot train correctly; the message names the field and what is accepted."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: missing, truncated, not a checkpoint, unsafe, or of another model."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became non-finite or exploded; the message gives the epoch, step, value and a hint."""
+
+
+class OutputWriteError(OSError):
+    """A result, checkpoint or log file could not be written (full disk, read-only file system, ...)."""
+
+
+class TeacherCacheError(RuntimeError):
+    """The teacher-output cache cannot be created where ``teacher_cache.cache_dir`` points (e.g. a full disk)."""
+
+
+def one_line(error: BaseException) -> str:
+    """``error``'s message on one line (a named error's message, or ``Type: message`` for any other)."""
+    named = (ConfigError, CheckpointError, TrainingDivergedError, OutputWriteError, TeacherCacheError)
+    text = str(error) if isinstance(error, named) and str(error) else f'{type(error).__name__}: {error}'
+    return ' '.join(text.split())
