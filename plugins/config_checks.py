@@ -92,12 +92,15 @@ def _check_call(field, function, kwargs, leading=0, complete=True):
         signature = inspect.signature(function)
     except (TypeError, ValueError):  # a builtin without a signature: nothing to check here
         return
+    parameters = list(signature.parameters.values())
+    accepted = [p.name for p in parameters[leading:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [name for name in kwargs if name not in accepted]
+    if unknown and not any(p.kind == p.VAR_KEYWORD for p in parameters):  # before any missing one: a typo
+        raise ConfigError(f'{field}: unknown argument(s) {unknown}; accepted: {accepted}')
     try:
         bind = signature.bind if complete else signature.bind_partial
         bind(*([None] * leading), **kwargs)
     except TypeError as error:
-        accepted = [p.name for p in list(signature.parameters.values())[leading:]
-                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         raise ConfigError(f'{field}: {error}; accepted: {accepted}') from None
 
 
@@ -109,8 +112,8 @@ def _check_registered(field, section, registry, what, leading):
     if not isinstance(key, str) or key not in registry:
         names = sorted(name for name in registry if isinstance(name, str))
         close = difflib.get_close_matches(key, names, n=3) if isinstance(key, str) else []
-        hint = f'accepted: {names}' if len(names) <= 30 else \
-            (f'did you mean {close}? ' if close else '') + f'({len(names)} registered keys)'
+        hint = (f'did you mean {close[0]!r}? ' if close else '') + \
+            (f'accepted: {names}' if len(names) <= 30 else f'({len(names)} registered keys)')
         raise ConfigError(f'{field}.key: unknown {what} {key!r}; {hint}')
     if not isinstance(kwargs, dict):
         raise ConfigError(f'{field}.kwargs must be a mapping, got {kwargs!r}')

@@ -20,7 +20,13 @@ class TrainingDivergedError(RuntimeError):
 
 
 class OutputWriteError(OSError):
-    """A result, checkpoint or log file could not be written (full disk, read-only file system, ...)."""
+    """A result, checkpoint or log file could not be written (full disk, read-only file system, ...).
+
+    Raised as ``OutputWriteError(errno, message)``; ``str()`` is the message alone.
+    """
+
+    def __str__(self):
+        return self.strerror or super().__str__()
 
 
 class TeacherCacheError(RuntimeError):

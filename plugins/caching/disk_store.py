@@ -174,9 +174,10 @@ class DiskStore:
             os.rename(tmp, directory)
         except OSError as error:
             if not os.path.isdir(directory):  # not another process creating the same cache first
-                size_mb = num_samples * spec.row_bytes() / 2 ** 20
+                size = num_samples * spec.row_bytes()
+                size = f'{size / 2 ** 20:.1f} MiB' if size >= 2 ** 20 else f'{size / 2 ** 10:.0f} KiB'
                 raise TeacherCacheError(
-                    f'teacher_cache.cache_dir: cannot create a {size_mb:.1f} MiB cache in {parent!r}: '
+                    f'teacher_cache.cache_dir: cannot create a {size} cache in {parent!r}: '
                     f'{error.strerror or error}; free space there, set another teacher_cache.cache_dir or set '
                     f'teacher_cache.mode: memory') from None
         finally:
