@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from plugins.config_checks import ConfigError, check_device, parse_value
+from plugins.config_checks import SEED_RANGE, ConfigError, check_device, parse_value
 from plugins.errors import CheckpointError, OutputWriteError
 
 from .harness import HarnessError, run_suite
@@ -88,6 +88,10 @@ def parse_seeds(values):
                     seeds.append(int(part))
                 except ValueError:
                     raise ValueError(f'--seeds expects integers, got {part!r}') from None
+    low, high = SEED_RANGE
+    for seed in seeds:
+        if not low <= seed <= high:
+            raise ValueError(f'--seeds: {seed} is out of range; a seed is an integer in [{low}, {high}]')
     return seeds
 
 

@@ -216,14 +216,15 @@ def _mark_reusable(jobs, suite_name, ledger, retry_failed):
 
 
 def plan_suite(suite, output_dir, methods=None, seeds=None, quick=False, student_epochs=None,
-               teacher_epochs=None, ta_epochs=None, device='cpu', world_size=None, retry_failed=False):
+               teacher_epochs=None, ta_epochs=None, device='cpu', world_size=None, retry_failed=False, warn=None):
     """The jobs of a suite in dependency order, each marked ``done`` when a finished identical run exists.
 
-    ``world_size`` (default: torchrun's) and the type of ``device`` enter the config hashes.
+    ``world_size`` (default: torchrun's) and the type of ``device`` enter the config hashes; ``warn`` is told
+    about unusable ledger lines (default: :func:`warnings.warn`).
     """
     jobs = _plan_jobs(suite, output_dir, methods, seeds, quick, student_epochs, teacher_epochs, ta_epochs,
                       _environment(device, world_size))
-    _mark_reusable(jobs, suite.name, RunLedger(output_dir), retry_failed)
+    _mark_reusable(jobs, suite.name, RunLedger(output_dir, warn), retry_failed)
     return jobs
 
 
@@ -284,6 +285,10 @@ def auto_workers(device, num_runs):
     return max(1, min(8, os.cpu_count() or 1, num_runs))
 
 
+def _quiet(message):
+    pass
+
+
 def _is_run_failure(error):
     """A run's own failure (recorded; the suite goes on), not one of the machine (a full disk, a missing data set,
     a dead worker pool), which stops the suite."""
@@ -315,7 +320,7 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
     from plugins import distributed as dist_util
     main_process = dist_util.is_main_process()
     interactive = sys.stderr.isatty() and main_process
-    ledger = RunLedger(output_dir) if main_process else None
+    ledger = RunLedger(output_dir, warn=_quiet) if main_process else None  # plan_suite warned
     versions, world_size = package_versions(), dist_util.get_world_size()
     pending = [job for job in jobs if not job.done]
     upstream = {(job.role, job.seed): job for job in jobs if job.role != 'student'}
@@ -438,7 +443,9 @@ def _plan_message(suite, jobs, to_run, workers):
 
 def _run_locked(suite, output_dir, options, device, workers, threads, show_progress, report, command, log):
     from plugins import distributed as dist_util
-    jobs = plan_suite(suite, output_dir, device=device, **options)
+    warn = log if dist_util.is_main_process() else _quiet
+    jobs = plan_suite(suite, output_dir, device=device, warn=lambda text: warn(f'[{suite.name}] warning: {text}'),
+                      **options)
     checked = check_planned_configs(jobs)  # every config that will run, before the first run starts
     dist_util.barrier()
     to_run = sum(not job.done for job in jobs)
@@ -471,7 +478,7 @@ def current_records(suite, output_dir, quick=False, student_epochs=None, teacher
     jobs = _plan_jobs(suite, output_dir, None, [0], quick, student_epochs, teacher_epochs, ta_epochs,
                       _environment(device, world_size))
     current = {job.method: job.config_hash for job in jobs}
-    return [record for record in RunLedger(output_dir).records
+    return [record for record in RunLedger(output_dir, warn=_quiet).records
             if record['suite'] == suite.name and current.get(record['method']) == record['config_hash']
             and (include_failed or record_status(record) == 'ok')]
 

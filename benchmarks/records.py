@@ -70,9 +70,13 @@ def record_problem(record):
 
 
 class RunLedger:
-    """The runs of one results directory, keyed by (suite, method, seed, config hash)."""
+    """The runs of one results directory, keyed by (suite, method, seed, config hash).
 
-    def __init__(self, output_dir):
+    ``warn(message)`` is told about each unusable line (default: :func:`warnings.warn`).
+    """
+
+    def __init__(self, output_dir, warn=None):
+        warn = warn or warnings.warn
         self.path = os.path.join(output_dir, LEDGER_NAME)
         self.records = []
         if not os.path.isfile(self.path):
@@ -90,7 +94,8 @@ class RunLedger:
                     problem = problem and f'is not a usable record: {problem}'
                 if problem:
                     # Writes are atomic: only a hand-edited or damaged file gets here. The run is redone.
-                    warnings.warn(f'{self.path}:{number} {problem}; that line is ignored and its run redone')
+                    warn(f'{self.path}:{number} {problem}; the line is ignored (its run is redone unless its files are '
+                         f'complete)')
                     continue
                 self.records.append(record)
 
