@@ -78,12 +78,13 @@ def load_checkpoint(path, what='checkpoint', mmap=False):
         raise CheckpointError(f'{what}: {path!r} is not a file')
     try:
         return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as error:
-        found = [line.strip() for line in str(error).splitlines() if 'GLOBAL' in line or 'Unsupported' in line]
-        raise CheckpointError(f'{what}: {path!r} holds Python objects other than tensors and plain data, which are '
-                              f'never loaded (they could run code; our checkpoints hold only tensors and numbers)'
-                              + (f': {found[0]}' if found else '')) from None
-    except (RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, TypeError, AttributeError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, TypeError,
+            AttributeError) as error:
+        found = [line.strip() for line in str(error).splitlines() if 'GLOBAL' in line]
+        if isinstance(error, pickle.UnpicklingError) and found:
+            raise CheckpointError(f'{what}: {path!r} holds Python objects other than tensors and plain data, which '
+                                  f'are never loaded (they could run code; our checkpoints hold only tensors and '
+                                  f'numbers): {found[0]}') from None
         reason = str(error).split('. ')[0].splitlines()[0][:100] if str(error) else 'no data'
         raise CheckpointError(f'{what}: {path!r} ({os.path.getsize(path)} bytes) is not a complete PyTorch checkpoint '
                               f'(truncated, damaged or another kind of file; a torch.save archive is expected): '

@@ -206,8 +206,9 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
             directory = self._disk_directory(dataset_key, num_samples)
             store = self._verified_disk_store(directory, num_samples, spec) or DiskStore.create(
                 directory, num_samples, spec,
-                meta={'teacher': self._fingerprint, 'dataset': dataset_key, 'teacher_class': type(self.teacher).__name__,
-                      'forward_proc': self.forward_proc_name, 'output_type': _type_path(output_type)})
+                meta={'teacher': self._fingerprint, 'dataset': dataset_key,
+                      'teacher_class': type(self.teacher).__name__, 'forward_proc': self.forward_proc_name,
+                      'output_type': _type_path(output_type)})
         logger.info('Teacher-output cache: %s store for %d samples (%.1f MiB)%s', store.mode, num_samples, size_mb,
                     f' in {store.directory}' if store.mode == 'disk' else '')
         return self._remember(dataset_key, store, output_type)
