@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from plugins.checkpoint import atomic_write_text
 from plugins.config_checks import SEED_RANGE, check_directory
-from plugins.errors import CheckpointError, ConfigError, TeacherCacheError, TrainingDivergedError
+from plugins.errors import ConfigError, NamedError
 
 from .configs import apply_dotted, budget_overrides, config_hash, has_key, read_structure
 from .records import RunLedger, make_failure_record, make_record, package_versions, record_status
@@ -53,12 +53,8 @@ KEPT_FAILURES = ('TrainingDivergedError',)  # deterministic for a config hash: n
 REPORT_OWNER = '.report-suite'  # names the suite whose summary is at the top of the results directory
 
 
-class UpstreamFailedError(RuntimeError):
+class UpstreamFailedError(NamedError, RuntimeError):
     """A student (or TA) whose teacher run failed, so it cannot run."""
-
-
-# Failures whose one-line message says everything; any other exception is a bug and its traceback is logged too.
-_NAMED_ERRORS = (ConfigError, CheckpointError, TrainingDivergedError, TeacherCacheError, UpstreamFailedError)
 
 
 @dataclass
@@ -339,7 +335,7 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
                 raise error
             job.record = make_failure_record(suite_name, job, error, output_dir, device, versions, world_size)
             message = f'[{suite_name}] {job.method} seed {job.seed} FAILED: {job.record["error"]}'
-            if main_process and not isinstance(error, _NAMED_ERRORS):  # a bug: keep its traceback
+            if main_process and not isinstance(error, NamedError):  # a bug: keep its traceback
                 log(''.join(traceback.format_exception(error)).rstrip())
         if main_process:
             ledger.add(job.record)

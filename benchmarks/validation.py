@@ -3,7 +3,7 @@ import json
 import os
 
 from plugins.checkpoint import verify_checkpoint
-from plugins.errors import CheckpointError, ConfigError
+from plugins.errors import CheckpointError, ConfigError, NamedError
 
 __all__ = ['HarnessError', 'check_planned_configs', 'run_dir_problem', 'read_result']
 
@@ -11,7 +11,7 @@ RESULT_NAME, CHECKPOINT_NAME = 'result.json', 'student_best.pt'
 _RESULT_KEYS = ('metric', 'test', 'history')
 
 
-class HarnessError(ValueError):
+class HarnessError(NamedError, ValueError):
     """Bad harness input (unknown method, bad seeds, a suite override no config has, a config that cannot train);
     the message says which."""
 

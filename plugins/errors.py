@@ -3,23 +3,27 @@
 Front ends (``python -m plugins.runner``, ``benchmarks/run.py``) print these messages without a traceback.
 """
 
-__all__ = ['ConfigError', 'CheckpointError', 'TrainingDivergedError', 'OutputWriteError', 'TeacherCacheError',
-           'one_line']
+__all__ = ['NamedError', 'ConfigError', 'CheckpointError', 'TrainingDivergedError', 'OutputWriteError',
+           'TeacherCacheError', 'one_line']
 
 
-class ConfigError(ValueError):
+class NamedError(Exception):
+    """Base of the errors whose message alone says what is wrong (no type name or traceback needed)."""
+
+
+class ConfigError(NamedError, ValueError):
     """A config (or run parameter) that cannot train correctly; the message names the field and what is accepted."""
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NamedError, ValueError):
     """A checkpoint file that cannot be used: missing, truncated, not a checkpoint, unsafe, or of another model."""
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(NamedError, RuntimeError):
     """The training loss became non-finite or exploded; the message gives the epoch, step, value and a hint."""
 
 
-class OutputWriteError(OSError):
+class OutputWriteError(NamedError, OSError):
     """A result, checkpoint or log file could not be written (full disk, read-only file system, ...).
 
     Raised as ``OutputWriteError(errno, message)``; ``str()`` is the message alone.
@@ -29,12 +33,11 @@ class OutputWriteError(OSError):
         return self.strerror or super().__str__()
 
 
-class TeacherCacheError(RuntimeError):
+class TeacherCacheError(NamedError, RuntimeError):
     """The teacher-output cache cannot be created where ``teacher_cache.cache_dir`` points (e.g. a full disk)."""
 
 
 def one_line(error: BaseException) -> str:
     """``error``'s message on one line (a named error's message, or ``Type: message`` for any other)."""
-    named = (ConfigError, CheckpointError, TrainingDivergedError, OutputWriteError, TeacherCacheError)
-    text = str(error) if isinstance(error, named) and str(error) else f'{type(error).__name__}: {error}'
+    text = str(error) if isinstance(error, NamedError) and str(error) else f'{type(error).__name__}: {error}'
     return ' '.join(text.split())
