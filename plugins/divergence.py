@@ -29,20 +29,18 @@ class LossGuard:
         stage = getattr(self.box, 'stage_number', 1)
         if math.isfinite(value):
             first = self.first_loss.setdefault(stage, value)
-            bound = self.max_ratio * max(abs(first), 1.0)
-            if abs(value) <= bound:
+            if abs(value) <= self.max_ratio * max(abs(first), 1.0):
                 return False
-            what = f'rose to {value:.4g}, over {self.max_ratio:g} x its first value {first:.4g} in this stage'
+            what, why = f'rose to {value:.4g}', f', over {self.max_ratio:g} x the first loss of this stage ({first:.4g})'
         else:
-            what = f'is {value}'
+            what, why = f'is {value}', ''
         optimizer = getattr(self.box, 'optimizer', None)
         lr = optimizer.param_groups[0].get('lr') if optimizer is not None and optimizer.param_groups else None
         field = self._field(stage)
+        hint = f' ({field}.optimizer.kwargs.lr is {float(lr):g} now)' if lr is not None else ''
         self.diverged = True
-        self.message = (f'training diverged: the loss {what} at epoch {epoch}, step {step} ({field}); lower the '
-                        f'learning rate ({field}.optimizer.kwargs.lr is {lr:g} now)' if lr is not None else
-                        f'training diverged: the loss {what} at epoch {epoch}, step {step} ({field}); lower the '
-                        f'learning rate')
+        self.message = (f'training diverged: the loss {what} at epoch {epoch}, step {step} ({field}){why}; lower the '
+                        f'learning rate{hint}')
         return True
 
 
