@@ -306,6 +306,63 @@ def _upstream_failure(job, upstream):
     return UpstreamFailedError(f'its {job.teacher} run (seed {job.seed}) failed: {source.record["error"]}')
 
 
+class _Recorder:
+    """Turns each finished or failed run into its ledger line and its log line (written by the main process)."""
+
+    def __init__(self, jobs, suite_name, output_dir, device, log, progress):
+        from plugins import distributed as dist_util
+        self.suite_name, self.output_dir, self.device, self.log, self.progress = \
+            suite_name, output_dir, device, log, progress
+        self.main_process = dist_util.is_main_process()
+        self.interactive = sys.stderr.isatty() and self.main_process
+        self.ledger = RunLedger(output_dir, warn=_quiet) if self.main_process else None  # plan_suite warned
+        self.versions, self.world_size = package_versions(), dist_util.get_world_size()
+        if self.main_process:
+            _restore_teacher_lines(jobs, suite_name, output_dir, self.ledger, device, self.versions)
+
+    def finish(self, job, result=None, error=None):
+        """Records ``job``'s result, or its failure; re-raises an error that is not a run's own failure."""
+        job.done = True
+        if error is None:
+            job.record = make_record(self.suite_name, job, result, self.output_dir, self.device, self.versions)
+            primary = result['metric']
+            message = (f'[{self.suite_name}] {job.method} seed {job.seed}: test {primary} '
+                       f'{result["test"][primary]:.4f} (best val {result["best_val"]:.4f}), '
+                       f'{result["epochs"]} epochs in {result["wall_time_s"]:.1f} s')
+        else:
+            if not _is_run_failure(error):
+                raise error
+            job.record = make_failure_record(self.suite_name, job, error, self.output_dir, self.device,
+                                             self.versions, self.world_size)
+            message = f'[{self.suite_name}] {job.method} seed {job.seed} FAILED: {job.record["error"]}'
+            if self.main_process and not isinstance(error, NamedError):  # a bug: keep its traceback
+                self.log(''.join(traceback.format_exception(error)).rstrip())
+        if self.main_process:
+            self.ledger.add(job.record)
+            tqdm.write(message) if self.interactive else self.log(message)
+        self.progress.update(1)
+
+
+def _run_in_pool(pool, jobs, device, finish):
+    futures = {pool.submit(_train, job, device, False): job for job in jobs}
+    for future in as_completed(futures):
+        error = future.exception()
+        finish(futures[future], None if error is not None else future.result(), error)
+
+
+def _run_here(jobs, device, show_progress, finish, progress):
+    from plugins import distributed as dist_util
+    for job in jobs:
+        progress.set_postfix_str(f'{job.method} seed {job.seed}')
+        try:
+            result = _train(job, device, show_progress)
+        except Exception as error:  # noqa: BLE001 (finish() re-raises what is not a run's own failure)
+            finish(job, error=error)
+        else:
+            finish(job, result)
+        dist_util.barrier()
+
+
 def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None, show_progress=None, log=print):
     """Runs the jobs not yet done, phase by phase (teachers, TAs, students), and returns every record.
 
@@ -314,36 +371,11 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
     with :func:`auto_workers`. Only the main process of a torchrun launch writes the ledger.
     """
     from plugins import distributed as dist_util
-    main_process = dist_util.is_main_process()
-    interactive = sys.stderr.isatty() and main_process
-    ledger = RunLedger(output_dir, warn=_quiet) if main_process else None  # plan_suite warned
-    versions, world_size = package_versions(), dist_util.get_world_size()
     pending = [job for job in jobs if not job.done]
     upstream = {(job.role, job.seed): job for job in jobs if job.role != 'student'}
-    progress = tqdm(total=len(pending), desc=suite_name, unit='run', disable=not interactive, dynamic_ncols=True)
-
-    def finish(job, result=None, error=None):
-        job.done = True
-        if error is None:
-            job.record = make_record(suite_name, job, result, output_dir, device, versions)
-            primary = result['metric']
-            message = (f'[{suite_name}] {job.method} seed {job.seed}: test {primary} '
-                       f'{result["test"][primary]:.4f} (best val {result["best_val"]:.4f}), '
-                       f'{result["epochs"]} epochs in {result["wall_time_s"]:.1f} s')
-        else:
-            if not _is_run_failure(error):
-                raise error
-            job.record = make_failure_record(suite_name, job, error, output_dir, device, versions, world_size)
-            message = f'[{suite_name}] {job.method} seed {job.seed} FAILED: {job.record["error"]}'
-            if main_process and not isinstance(error, NamedError):  # a bug: keep its traceback
-                log(''.join(traceback.format_exception(error)).rstrip())
-        if main_process:
-            ledger.add(job.record)
-            tqdm.write(message) if interactive else log(message)
-        progress.update(1)
-
-    if main_process:
-        _restore_teacher_lines(jobs, suite_name, output_dir, ledger, device, versions)
+    progress = tqdm(total=len(pending), desc=suite_name, unit='run', dynamic_ncols=True,
+                    disable=not (sys.stderr.isatty() and dist_util.is_main_process()))
+    recorder = _Recorder(jobs, suite_name, output_dir, device, log, progress)
     if workers is None:
         workers = auto_workers(device, len(pending))
     pool = None
@@ -356,22 +388,11 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
             todo = []
             for job in (job for job in pending if job.role == role):
                 failure = _upstream_failure(job, upstream)
-                finish(job, error=failure) if failure is not None else todo.append(job)
+                recorder.finish(job, error=failure) if failure is not None else todo.append(job)
             if pool is not None:
-                futures = {pool.submit(_train, job, device, False): job for job in todo}
-                for future in as_completed(futures):
-                    error = future.exception()
-                    finish(futures[future], None if error is not None else future.result(), error)
-                continue
-            for job in todo:
-                progress.set_postfix_str(f'{job.method} seed {job.seed}')
-                try:
-                    result = _train(job, device, show_progress and interactive)
-                except Exception as error:  # noqa: BLE001 (finish() re-raises what is not a run's own failure)
-                    finish(job, error=error)
-                else:
-                    finish(job, result)
-                dist_util.barrier()
+                _run_in_pool(pool, todo, device, recorder.finish)
+            else:
+                _run_here(todo, device, show_progress and recorder.interactive, recorder.finish, progress)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -141,7 +141,7 @@ def _check_optimization(field, stage):
         _check_registered(f'{field}.scheduler', scheduler, SCHEDULER_DICT, 'scheduler', leading=1)
 
 
-def _check_models(models):
+def _check_models(models, require_files):
     if 'student_model' not in models and 'model' not in models:
         raise ConfigError("models.student_model is missing (or models.model for training without a teacher)")
     for name, model in models.items():
@@ -150,6 +150,10 @@ def _check_models(models):
             raise ConfigError(f'{field} must be a mapping with key and kwargs, got {model!r}')
         if model.get('repo_or_dir') is None:  # torch.hub models are checked when they are loaded
             _check_registered(field, model, MODEL_DICT, 'model', leading=0)
+        ckpt = model.get('src_ckpt')
+        if name != 'teacher_model' and ckpt is not None and require_files and \
+                not os.path.isfile(os.path.expanduser(str(ckpt))):  # torchdistill would start from scratch silently
+            raise ConfigError(f'{field}.src_ckpt: no file at {ckpt!r}')
 
 
 def _check_sections(config):
@@ -176,7 +180,7 @@ def check_config(config, teacher_ckpt=None, require_files=True):
     _check_sections(config)
     dataset_ids = set(config['datasets'])
     models = config['models']
-    _check_models(models)
+    _check_models(models, require_files)
     test_id = _check_loader(config['test'], 'test.test_data_loader', dataset_ids, None, 'test')
     for name in config['test'].get('extra_test_data_loaders') or {}:
         _check_loader(config['test']['extra_test_data_loaders'], f'test.extra_test_data_loaders.{name}',

@@ -83,7 +83,9 @@ def build_model(model_config, device, ckpt=None, field='model'):
     """A model from torchdistill's registry (``key`` + ``kwargs``), with ``src_ckpt`` (or ``ckpt``) loaded.
 
     The checkpoint is read with ``weights_only=True`` and must hold exactly the model's parameter names and
-    shapes (:class:`CheckpointError` names the file otherwise); ``field`` names the model in errors.
+    shapes (:class:`CheckpointError` names the file otherwise); ``field`` names the model in errors. As with
+    torchdistill's ``load_ckpt``, a checkpoint path with no file there leaves the initial weights (with a
+    warning); :func:`train_config` never gets here with one (:func:`check_config` requires the files).
     """
     try:
         model = get_model(model_config['key'], model_config.get('repo_or_dir'), **(model_config.get('kwargs') or {}))
@@ -91,7 +93,9 @@ def build_model(model_config, device, ckpt=None, field='model'):
         raise ConfigError(f'{field}: cannot build model {model_config.get("key")!r}: {error}') from error
     source = f'{field} checkpoint' if ckpt else f'{field}.src_ckpt'
     ckpt = ckpt or model_config.get('src_ckpt')
-    if ckpt is not None:
+    if ckpt is not None and not os.path.exists(os.path.expanduser(ckpt)):
+        logger.warning('%s: no file at %r; the model keeps its initial weights', source, ckpt)
+    elif ckpt is not None:
         load_model_weights(model, os.path.expanduser(ckpt), what=source)
     return model.to(device)
 

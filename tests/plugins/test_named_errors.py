@@ -66,6 +66,9 @@ BAD_TEXTS = [
                          "optimizer: {key: 'SGD', kwargs: {lr: 0.1, momentum: 0.9}}\n"
                          "    scheduler: {key: 'StepLRR', kwargs: {step_size: 1}}"),
      "train.stage1.scheduler.key: unknown scheduler 'StepLRR'; did you mean 'StepLR'?"),
+    ('student checkpoint', edited('hidden_dims: [4], num_classes: 3}', "hidden_dims: [4], num_classes: 3}\n"
+                                                                     "    src_ckpt: 'nowhere.pt'"),
+     "models.student_model.src_ckpt: no file at 'nowhere.pt'"),
     ('no test section', TWO_STAGE[:TWO_STAGE.index('\ntest:')] + '\n',
      "the config has no 'test' section (required: ['datasets', 'models', 'train', 'test'])"),
 ]
