@@ -115,11 +115,11 @@ def _train_one_epoch(box, device, epoch, show_progress):
     for step, (sample_batch, targets, supp_dict) in enumerate(batches):
         sample_batch, targets = to_device(sample_batch, device), to_device(targets, device)
         loss = box.forward_process(sample_batch, targets, supp_dict)
-        value = loss.item()
-        # One process stops before the step; under torchrun every rank steps on and all stop together below.
+        box.post_forward_process(loss=loss)
+        value = loss.item()  # after the step, as before: reading it first would stall a GPU before backward
+        # One process stops at once; under torchrun every rank ends the epoch and all stop together below.
         if guard.check(value, epoch, step) and not dist_util.is_distributed():
             raise TrainingDivergedError(guard.message)
-        box.post_forward_process(loss=loss)
         batch_size = len(targets)
         total_loss += value * batch_size
         num_samples += batch_size

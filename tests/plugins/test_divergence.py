@@ -46,13 +46,13 @@ def test_the_bound_is_relative_to_the_first_loss_of_the_stage():
 
 
 @pytest.mark.parametrize('value', [math.nan, math.inf, -math.inf])
-def test_a_non_finite_loss_stops_before_the_optimiser_step(value):
+def test_a_non_finite_loss_stops_the_run_at_its_step(value):
     box = FakeBox([1.0, 1.2, value, 1.0])
     with pytest.raises(TrainingDivergedError) as error:
         runner._train_one_epoch(box, torch.device('cpu'), epoch=7, show_progress=False)
     assert str(error.value) == (f'training diverged: the loss is {value} at epoch 7, step 2 (train); lower the '
                                 f'learning rate (train.optimizer.kwargs.lr is 0.5 now)')
-    assert box.steps == 2  # the diverged batch was never stepped on
+    assert box.steps == 3  # no batch after the diverged one
 
 
 def test_under_torchrun_every_rank_finishes_the_epoch_then_all_stop_together(monkeypatch):
