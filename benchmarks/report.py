@@ -18,10 +18,9 @@ from .stats import describe, mean_interval, paired_comparison
 __all__ = ['summarize', 'sweep_tables', 'markdown_report', 'csv_report', 'write_report', 'is_ok', 'axis_point',
            'method_baselines', 'reference_methods', 'add_reference_comparisons', 'compare', 'axis_values', 'rows_at']
 
-CSV_FIELDS = ['suite', 'method', 'role', 'family', 'axes', 'group', 'teacher', 'epoch_split', 'n', 'failed',
-              'metric', 'higher_is_better', 'val_mean', 'val_std', 'test_mean', 'test_std', 'test_ci_low',
-              'test_ci_high', 'baseline', 'diff_mean', 'diff_std', 'diff_ci_low', 'diff_ci_high', 't', 'p_value',
-              'reference_method', 'drop_mean', 'drop_std', 'drop_ci_low', 'drop_ci_high', 'drop_p',
+CSV_FIELDS = ['suite', 'method', 'role', 'family', 'axes', 'group', 'teacher', 'epoch_split', 'n', 'metric',
+              'higher_is_better', 'val_mean', 'val_std', 'test_mean', 'test_std', 'test_ci_low', 'test_ci_high', 'baseline', 'diff_mean', 'diff_std', 'diff_ci_low', 'diff_ci_high', 't', 'p_value',
+              'reference_method', 'drop_mean', 'drop_std', 'drop_ci_low', 'drop_ci_high', 'drop_p', 'failed',
               'dead_unit_runs', 'dead_units', 'diagnosed_runs', 'loss_growth_flags', 'max_loss_growth',
               'train_samples_per_s', 'peak_memory_mb', 'wall_time_s', 'student_params']
 
