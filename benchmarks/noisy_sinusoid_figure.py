@@ -26,11 +26,10 @@ PANELS = (('kd', '(a) vanilla KD'), ('continuation_kd', '(b) Continuation-KD'))
 @torch.no_grad()
 def trained_student(output_dir: str, record: dict) -> torch.nn.Module:
     """The run's best checkpoint in the student model of its config (weights only, nothing else unpickled)."""
+    from plugins.checkpoint import load_model_weights
     from plugins.runner import build_model
     model = build_model(run_structure(record)['models']['student_model'], 'cpu')
-    checkpoint = torch.load(os.path.join(output_dir, record['run_dir'], 'student_best.pt'), map_location='cpu',
-                            weights_only=True)
-    model.load_state_dict(checkpoint['model'])
+    load_model_weights(model, os.path.join(output_dir, record['run_dir'], 'student_best.pt'), 'student checkpoint')
     return model.eval()
 
 

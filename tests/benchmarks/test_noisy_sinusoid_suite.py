@@ -108,7 +108,8 @@ def test_quick_suite_reports_both_errors_with_paired_tests_and_draws_figure2(tmp
     assert 0 <= float(rows['continuation_kd']['teacher_p_value']) <= 1 and rows['kd']['teacher_p_value'] == ''
     table = (tmp_path / 'noise_errors.md').read_text(encoding='utf-8')
     assert '| teacher (analytic) | - | 0.0450 |' in table and 'MSE to noisy teacher' in table
-    history = json.loads((tmp_path / 'runs/continuation_kd/seed0/result.json').read_text())['history']
+    run_dir = next(r['run_dir'] for r in records if (r['method'], r['seed']) == ('continuation_kd', 0))
+    history = json.loads((tmp_path / run_dir / 'result.json').read_text())['history']
     assert [entry['schedule']['ContinuationKDLoss']['T'] for entry in history] == list(range(10, 0, -1))
     assert [entry['schedule']['ContinuationKDLoss']['psi'] for entry in history][::9] == [0.0, 1.0]
     assert (tmp_path / 'figure2.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
