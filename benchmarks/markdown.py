@@ -84,6 +84,8 @@ def _at_reference(suite, rows):
 
 
 def _pivot(suite, rows, axis, cell, with_params=False):
+    """Families (rows) by the axis's values (columns); a family run at one value only (TAKD, an ablation) is left
+    to the per-value tables, unless the axis has a single value."""
     values = axis_values(suite, axis)
     families, table = [], {}
     for value in values:
@@ -91,6 +93,8 @@ def _pivot(suite, rows, axis, cell, with_params=False):
             if row['family'] not in families:
                 families.append(row['family'])
             table[(row['family'], value)] = row
+    if len(values) > 1:
+        families = [f for f in families if sum((f, value) in table for value in values) > 1]
     lines = [[family] + [cell(table[(family, value)]) if (family, value) in table else '-' for value in values]
              for family in families]
     if with_params:
