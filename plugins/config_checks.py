@@ -6,6 +6,7 @@ from torchdistill.losses.registry import get_high_level_loss
 
 from .evaluation import get_metric
 from .losses.scheduled import find_scheduled_losses
+from .stages import check_stage_hooks
 
 __all__ = ['ConfigError', 'check_config', 'stage_configs', 'uses_teacher']
 
@@ -101,7 +102,16 @@ def check_config(config, teacher_ckpt=None):
         if uses_teacher(criterion):
             _check_teacher(models, field, teacher_ckpt)
         checked.append((field, stage, criterion))
+    _check_stage_hooks(config, checked)
     return checked
+
+
+def _check_stage_hooks(config, checked):
+    try:
+        check_stage_hooks(config, [(field, stage) for field, stage, _ in checked],
+                          reads_teacher=any(uses_teacher(criterion) for _, _, criterion in checked))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
 
 
 def _check_teacher(models, field, teacher_ckpt):
