@@ -26,7 +26,9 @@ def final_ckpt(path):
 
 def dst_ckpt_line(indent=4):
     """``models.student_model.dst_ckpt`` (or ``models.model``): the final checkpoint torchdistill's scripts write."""
-    return ' ' * indent + f'dst_ckpt: {DST_CKPT_FIELD}  # the final student\n'
+    pad = ' ' * indent
+    return (f"{pad}# the final student: torchdistill's example scripts save and reload it; our runner uses "
+            f'--output-dir\n{pad}dst_ckpt: {DST_CKPT_FIELD}\n')
 
 
 def fill_dst_ckpts(configs):
