@@ -163,7 +163,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         val = evaluate(student, box.val_data_loader, device, metric, eval_forward)
         report_validation(box, epoch, val[metric.primary])  # keep_best_stage_checkpoints takes it, evaluates nothing
         lr = box.optimizer.param_groups[0]['lr']
-        box.post_epoch_process()  # multi-stage: Algorithm 1's checkpoints and stage switch (keep_best_stage_checkpoints)
+        box.post_epoch_process()  # multi-stage: keep_best_stage_checkpoints (Algorithm 1), then the stage switch
         if not hasattr(box, 'stage_end_epoch'):  # one stage: the driver keeps its best checkpoint, as any driver does
             last = epoch + 1 == box.num_epochs
             checkpoints.epoch_done(_unwrap(student), 1, epoch, val[metric.primary], stage_ends=last, run_ends=last)
