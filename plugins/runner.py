@@ -1,11 +1,13 @@
 """Trains any torchdistill YAML config: ``python -m plugins.runner --config CONFIG.yaml``.
 
-torchdistill's example scripts are not part of its pip package, so this is the project's runner. It loads
-the teacher from its checkpoint (train a teacher by running its own, teacher-less config), trains the
-student stage by stage with torchdistill's (MultiStages)DistillationBox or TrainingBox, validates every
-epoch, keeps the best checkpoint of each stage on the validation split and, as Annealing-KD's Algorithm 1
-requires, reloads the best checkpoint of a stage before the next stage starts. The best checkpoint of the
-last stage is evaluated once on the test split. Works under ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+torchdistill's example scripts are not part of its pip package, so this is the project's runner (the configs
+also run under those scripts). It loads the teacher from its checkpoint (train a teacher by running its own,
+teacher-less config), trains the student stage by stage with torchdistill's (MultiStages)DistillationBox or
+TrainingBox and validates every epoch. The best checkpoint of each stage on the validation split is kept by the
+configs' post-epoch process ``keep_best_stage_checkpoints`` (plugins/stages.py), which, as Annealing-KD's
+Algorithm 1 requires, gives it back to the student before the next stage starts; the runner hands it each
+epoch's validation value. The best checkpoint of the last stage is evaluated once on the test split. Works under
+``torchrun`` (NCCL on GPUs, gloo on CPUs).
 
 Outputs in ``--output-dir``: ``student_best.pt`` (torchdistill checkpoint format), ``result.json`` (metrics,
 per-epoch history with the schedule's T / Phi / lambda) and ``train.log``; every file is written atomically.
@@ -31,7 +33,7 @@ from tqdm import tqdm
 from . import distributed as dist_util
 from .checkpoint import atomic_write_json
 from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
-from .config_checks import ConfigError, check_config, stage_configs, uses_teacher
+from .config_checks import ConfigError, check_config, uses_teacher
 from .evaluation import evaluate, get_metric, to_device
 from .hooks import stage_position, tell_stage_length
 from .losses.scheduled import find_scheduled_losses
