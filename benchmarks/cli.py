@@ -1,14 +1,19 @@
-"""Command line of ``benchmarks/run.py``: parses the flags, builds the suite, hands over to the harness."""
+"""Command line of ``benchmarks/run.py``: parses the flags, builds the suite, hands over to the harness.
+
+Exit status: 0 when every run has a result; 1 when some run failed (the others ran and the report was
+written; the failures are listed on stderr and in ``runs.jsonl``) or the machine stopped the suite (e.g. a
+full disk); 2 for bad input (a usage error naming the flag, config field or file), before any training.
+"""
 import argparse
 import os
 import sys
 import time
 
-import yaml
-
-from plugins.config_checks import ConfigError
+from plugins.config_checks import SEED_RANGE, ConfigError, check_device, parse_value
+from plugins.errors import CheckpointError, OutputWriteError
 
 from .harness import HarnessError, run_suite
+from .records import record_status
 from .suites import DEFAULT_SUITE, SuiteError, build_suite, suite_names
 
 __all__ = ['build_parser', 'parse_options', 'parse_seeds', 'main']
@@ -48,7 +53,10 @@ def build_parser(doc=None):
     parser.add_argument('--data-root', metavar='DIR', help='where the suite finds its data (cifar, glue)')
     parser.add_argument('--download', action='store_true', help='let the suite download missing data (cifar)')
     parser.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
-                        help='suite option, repeatable, e.g. --option family=cnn (values read as YAML scalars)')
+                        help='suite option, repeatable, e.g. --option family=cnn (numbers as written, e.g. 1e-3, '
+                             'else YAML scalars)')
+    parser.add_argument('--retry-failed', action='store_true',
+                        help='run again the runs that diverged before (other failed runs are always retried)')
     return parser
 
 
@@ -65,7 +73,7 @@ def parse_options(args):
         key, separator, value = item.partition('=')
         if not separator or not key:
             raise ValueError(f'--option expects KEY=VALUE, got {item!r}')
-        options[key] = yaml.safe_load(value)
+        options[key] = parse_value(value)
     return options
 
 
@@ -80,20 +88,38 @@ def parse_seeds(values):
                     seeds.append(int(part))
                 except ValueError:
                     raise ValueError(f'--seeds expects integers, got {part!r}') from None
+    low, high = SEED_RANGE
+    for seed in seeds:
+        if not low <= seed <= high:
+            raise ValueError(f'--seeds: {seed} is out of range; a seed is an integer in [{low}, {high}]')
     return seeds
 
 
 def _parse_methods(values):
     if values is None:
         return None
-    return [name.strip() for value in values for name in value.split(',') if name.strip()]
+    names = [name.strip() for value in values for name in value.split(',') if name.strip()]
+    if not names:
+        raise ValueError(f'--methods names no method (got {",".join(values)!r}); --list-methods shows the names')
+    return names
+
+
+def _report_failures(name, records):
+    failed = [record for record in records if record_status(record) == 'failed']
+    if failed:
+        print(f'[{name}] {len(failed)} of {len(records)} runs failed (no result; see runs.jsonl):', file=sys.stderr)
+        for record in failed:
+            print(f'  {record["method"]} seed {record["seed"]}: {record["error"]}', file=sys.stderr)
+    return len(failed)
 
 
 def main(argv=None, doc=None, repo_root=None, command=None):
     parser = build_parser(doc)
     args = parser.parse_args(argv)
-    if args.device != 'cpu' and args.device != 'cuda' and not args.device.startswith('cuda:'):
-        parser.error(f"--device must be 'cpu', 'cuda' or 'cuda:N', got {args.device!r}")
+    try:
+        check_device(args.device)
+    except ConfigError as error:
+        parser.error(str(error))
     for name in ('epochs', 'teacher_epochs', 'ta_epochs', 'threads'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
@@ -103,7 +129,7 @@ def main(argv=None, doc=None, repo_root=None, command=None):
     if repo_root is not None:
         os.chdir(repo_root)  # suites name their configs relative to the repository root
     try:
-        options, seeds = parse_options(args), parse_seeds(args.seeds)
+        options, seeds, methods = parse_options(args), parse_seeds(args.seeds), _parse_methods(args.methods)
         suite = build_suite(args.suite, options, args.quick)
     except (SuiteError, ValueError) as error:
         parser.error(str(error))
@@ -118,20 +144,26 @@ def main(argv=None, doc=None, repo_root=None, command=None):
     from plugins import distributed as dist_util
     main_process = True
     try:
-        run_suite(suite, output_dir, methods=_parse_methods(args.methods), seeds=seeds, quick=args.quick,
-                  device=args.device, student_epochs=args.epochs, teacher_epochs=args.teacher_epochs,
-                  ta_epochs=args.ta_epochs, workers=args.jobs, threads=threads, command=command)
-    except (HarnessError, ConfigError) as error:
+        records = run_suite(suite, output_dir, methods=methods, seeds=seeds, quick=args.quick,
+                            device=args.device, student_epochs=args.epochs, teacher_epochs=args.teacher_epochs,
+                            ta_epochs=args.ta_epochs, workers=args.jobs, threads=threads, command=command,
+                            retry_failed=args.retry_failed)
+    except (HarnessError, ConfigError, CheckpointError) as error:
         parser.error(str(error))
     except FileNotFoundError as error:  # a data set or checkpoint that is not on this machine
         print(f'error: {error}', file=sys.stderr)
         return 2
+    except OSError as error:  # the machine stopped the suite (e.g. a full disk): finished runs are kept
+        print(f'error: {error.strerror if isinstance(error, OutputWriteError) else error}', file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print('interrupted: finished runs are kept; run the same command again to resume', file=sys.stderr)
         return 130
     finally:
         main_process = dist_util.is_main_process()
         dist_util.cleanup()
-    if main_process:
-        print(f'[{suite.name}] done in {time.perf_counter() - start:.1f} s; results in {output_dir}')
-    return 0
+    if not main_process:
+        return 0
+    failures = _report_failures(suite.name, records)
+    print(f'[{suite.name}] done in {time.perf_counter() - start:.1f} s; results in {output_dir}')
+    return 1 if failures else 0

@@ -10,6 +10,8 @@ import json
 
 import yaml
 
+from plugins.errors import ConfigError
+
 __all__ = ['read_structure', 'apply_dotted', 'has_key', 'stage_epochs', 'budget_overrides', 'config_hash',
            'describe_split']
 
@@ -30,9 +32,24 @@ _TagAgnosticLoader.add_multi_constructor('!', _plain)
 
 
 def read_structure(path):
-    """The config at ``path`` as plain data (tags ignored, nothing imported or built)."""
-    with open(path, 'r', encoding='utf-8') as fp:
-        return yaml.load(fp, Loader=_TagAgnosticLoader)
+    """The config at ``path`` as plain data (tags ignored, nothing imported or built).
+
+    :class:`~plugins.errors.ConfigError` names the file when it is not valid YAML or not a mapping.
+    """
+    try:
+        with open(path, 'r', encoding='utf-8') as fp:
+            structure = yaml.load(fp, Loader=_TagAgnosticLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+        raise ConfigError(f'{path}: not valid YAML: {error.problem or error.context}{where}') from None
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f'{path}: cannot read the config: {" ".join(str(error).split())}') from None
+    if not isinstance(structure, dict) or not isinstance(structure.get('train'), dict):
+        what = 'empty' if structure is None else f'a {type(structure).__name__}'
+        raise ConfigError(f'{path}: a config is a mapping with the sections datasets, models, train and test, '
+                          f'got {what}' + ('' if not isinstance(structure, dict) else ' without a train mapping'))
+    return structure
 
 
 def has_key(structure, dotted_key):
@@ -73,7 +90,7 @@ def stage_epochs(structure):
     result = []
     for key in _stage_keys(train):
         stage = train if key == 'train' else train[key.split('.', 1)[1]]
-        result.append((f'{key}.num_epochs', stage.get('num_epochs')))
+        result.append((f'{key}.num_epochs', stage.get('num_epochs') if isinstance(stage, dict) else None))
     return result
 
 
@@ -85,6 +102,9 @@ def budget_overrides(structure, budget):
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise ValueError(f'epoch budget must be an integer >= 1, got {budget!r}')
     stages = stage_epochs(structure)
+    for key, epochs in stages:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f'{key} must be an integer >= 1 to split an epoch budget, got {epochs!r}')
     if budget < len(stages):
         raise ValueError(f'epoch budget {budget} is smaller than the number of stages ({len(stages)})')
     total = sum(epochs for _, epochs in stages)
@@ -107,8 +127,10 @@ def describe_split(structure):
     return '+'.join(str(epochs) for _, epochs in stage_epochs(structure))
 
 
-def config_hash(config_path, overrides=None, upstream=None):
-    """sha256 (16 hex digits) of the config file's bytes, the effective overrides and the upstream run's hash.
+def config_hash(config_path, overrides=None, upstream=None, environment=None):
+    """sha256 (16 hex digits) of everything that changes a run's result but its seed: the config file's bytes,
+    the effective overrides, the upstream run's hash and the ``environment`` (e.g. ``{'device': 'cuda',
+    'world_size': 8}``: a torchrun run differs from a single-process one).
 
     ``upstream`` is the hash of the teacher run a student learns from, so retraining a teacher with another
     config invalidates the students distilled from it.
@@ -118,4 +140,6 @@ def config_hash(config_path, overrides=None, upstream=None):
         digest.update(fp.read())
     digest.update(json.dumps(overrides or {}, sort_keys=True, default=str).encode('utf-8'))
     digest.update(str(upstream or '').encode('utf-8'))
+    if environment:
+        digest.update(json.dumps(environment, sort_keys=True, default=str).encode('utf-8'))
     return digest.hexdigest()[:16]

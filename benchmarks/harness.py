@@ -3,39 +3,58 @@
 The harness has no training loop: each run is ``plugins.runner.run_config`` on a YAML config. Order:
 1. the teacher of each seed (``<output-dir>/cache/teacher-<hash>/seed<k>``), trained from its own config;
 2. the teacher assistant of each seed, by KD from that seed's teacher (only when a selected method is TAKD);
-3. every student method on every seed, with the checkpoint of its teacher role passed as ``teacher_ckpt``.
-Cache directories are keyed by a hash of the config's bytes, the overrides and the upstream teacher's hash,
-so a changed config retrains and an unchanged one is reused. Each finished run adds a line to ``runs.jsonl``
-(atomic rewrite); a second invocation skips the (method, seed) pairs whose line has the same hash. A run killed
-midway leaves only complete files (the runner writes atomically) and is redone.
+3. every student method on every seed (``<output-dir>/runs/<suite>/<method>-<hash>/seed<k>``), with the
+   checkpoint of its teacher role passed as ``teacher_ckpt``.
+The hash covers everything that changes a result but the seed (:func:`benchmarks.configs.config_hash`: the
+config's bytes, the overrides, the upstream teacher's hash, the device type and the torchrun world size), so a
+changed config retrains and an unchanged one is reused, and one output directory holds several suites and
+settings side by side. Before the first run, every planned config is loaded and checked as the runner will
+(:func:`benchmarks.validation.check_planned_configs`). Each run adds a line to ``runs.jsonl`` (atomic
+rewrite, keyed by suite, method, seed and hash); a second invocation reuses a run whose line has the same key
+and whose ``result.json`` and checkpoint are complete (checked, so a truncated file is redone, never counted).
+A run killed midway leaves only complete files (the runner writes atomically) and is redone.
+
+A run that fails (a diverging loss, a bad teacher checkpoint, any exception but an OS error such as a full
+disk) becomes a ``"status": "failed"`` line with a one-line ``error``; its students fail too; the other runs go
+on, the report is written, and the command exits non-zero. A rerun retries failed runs, except diverged ones
+(:class:`~plugins.errors.TrainingDivergedError`): training is seeded, so the same config diverges again until
+something that changes its hash changes, or ``--retry-failed`` asks for it.
 
 Fairness: every student method gets the same seeds, the same fixed data split (set by the configs) and the
 same epoch budget (``budget_overrides`` splits a multi-stage budget in the config's own proportions).
 """
 import contextlib
-import datetime
-import glob
 import multiprocessing
 import os
 import signal
 import sys
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from .configs import apply_dotted, budget_overrides, config_hash, has_key, read_structure
-from .records import RunLedger, package_versions
+from plugins.checkpoint import atomic_write_text
+from plugins.config_checks import SEED_RANGE, check_directory
+from plugins.errors import ConfigError, NamedError
 
-__all__ = ['Job', 'HarnessError', 'plan_suite', 'run_jobs', 'run_suite', 'clean_stale_files']
+from .configs import apply_dotted, budget_overrides, config_hash, has_key, read_structure
+from .records import RunLedger, make_failure_record, make_record, package_versions, record_status
+from .validation import HarnessError, check_planned_configs, read_result, run_dir_problem
+
+__all__ = ['Job', 'HarnessError', 'plan_suite', 'run_jobs', 'run_suite', 'clean_stale_files', 'make_record',
+           'current_records', 'report_directory', 'KEPT_FAILURES', 'UpstreamFailedError']
 
 ROLES = ('teacher', 'ta', 'student')
 AUTO_PARALLEL_MIN_RUNS = 20
+KEPT_FAILURES = ('TrainingDivergedError',)  # deterministic for a config hash: not retried unless asked
+REPORT_OWNER = '.report-suite'  # names the suite whose summary is at the top of the results directory
 
 
-class HarnessError(ValueError):
-    """Bad harness input (unknown method, bad seeds, a suite override no config has); the message says which."""
+class UpstreamFailedError(NamedError, RuntimeError):
+    """A student (or TA) whose teacher run failed, so it cannot run."""
 
 
 @dataclass
@@ -53,11 +72,19 @@ class Job:
     group: str = 'main'
     done: bool = False
     record: dict = field(default=None, repr=False)
+    reuse_problem: str = None  # why the files of an earlier finished run could not be reused
+
+    @property
+    def status(self):
+        """'pending', 'ok' or 'failed'."""
+        if not self.done:
+            return 'pending'
+        return record_status(self.record) if self.record is not None else 'ok'
 
 
 def _overrides_for(config, suite, quick, method_overrides, budget):
     """The runner overrides of one run: suite-wide keys present in the config, the method's, then the budget."""
-    structure = read_structure(config)
+    structure = _structure(config)
     overrides = {}
     suite_overrides = dict(suite.overrides)
     if quick:
@@ -78,15 +105,24 @@ def _overrides_for(config, suite, quick, method_overrides, budget):
     return overrides
 
 
+def _structure(config):
+    try:
+        return read_structure(config)
+    except ConfigError as error:
+        raise HarnessError(str(error)) from None
+
+
 def _check_suite_overrides(suite, quick, configs):
     keys = set(suite.overrides) | (set(suite.quick_overrides) if quick else set())
-    structures = [read_structure(config) for config in configs]
+    structures = [_structure(config) for config in configs]
     unused = sorted(key for key in keys if not any(has_key(structure, key) for structure in structures))
     if unused:
         raise HarnessError(f'suite {suite.name!r}: override key(s) {unused} match no config of the suite')
 
 
 def _check_methods(suite, methods):
+    if not methods:
+        raise HarnessError(f'no method selected for suite {suite.name!r}; valid methods: {", ".join(suite.methods)}')
     unknown = [method for method in methods if method not in suite.methods]
     if unknown:
         raise HarnessError(f'unknown method(s) {unknown} for suite {suite.name!r}; valid methods: '
@@ -99,19 +135,29 @@ def _check_methods(suite, methods):
             raise HarnessError(f'method {method!r} learns from the TA, but suite {suite.name!r} has no ta_config')
 
 
-def _cache_done(run_dir):
-    return os.path.isfile(os.path.join(run_dir, 'result.json')) and \
-        os.path.isfile(os.path.join(run_dir, 'student_best.pt'))
+def _check_seeds(seeds):
+    low, high = SEED_RANGE
+    if not seeds or len(set(seeds)) != len(seeds) or \
+            any(isinstance(s, bool) or not isinstance(s, int) or not low <= s <= high for s in seeds):
+        raise HarnessError(f'seeds must be distinct integers in [{low}, {high}], got {seeds!r}')
 
 
-def plan_suite(suite, output_dir, methods=None, seeds=None, quick=False, student_epochs=None,
-               teacher_epochs=None, ta_epochs=None):
-    """The jobs of a suite in dependency order, each marked ``done`` when a finished identical run exists."""
-    methods = list(methods or suite.methods)
+def _environment(device, world_size):
+    """What besides the config changes a result: the device type and the number of torchrun processes."""
+    if world_size is None:
+        from plugins import distributed as dist_util
+        world_size = dist_util.get_world_size() if dist_util.is_distributed() else \
+            int(os.environ.get('WORLD_SIZE', 1))
+    return {'device': 'cuda' if str(device).startswith('cuda') else 'cpu', 'world_size': int(world_size)}
+
+
+def _plan_jobs(suite, output_dir, methods, seeds, quick, student_epochs, teacher_epochs, ta_epochs, environment):
+    """The jobs of a suite in dependency order, with their hashes and run directories (nothing read from disk
+    but the configs)."""
+    methods = list(suite.methods if methods is None else methods)
     _check_methods(suite, methods)
     seeds = list(suite.default_seeds if seeds is None else seeds)
-    if not seeds or len(set(seeds)) != len(seeds) or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
-        raise HarnessError(f'seeds must be distinct integers, got {seeds!r}')
+    _check_seeds(seeds)
     roles = {suite.methods[method].teacher_role for method in methods}
     needs_ta = 'ta' in roles
     needs_teacher = needs_ta or 'teacher' in roles
@@ -121,43 +167,66 @@ def plan_suite(suite, output_dir, methods=None, seeds=None, quick=False, student
     if missing:
         raise HarnessError(f'config file(s) not found: {missing} (paths are relative to the repository root)')
     _check_suite_overrides(suite, quick, configs)
-    ledger = RunLedger(output_dir)
     student_budget = student_epochs if student_epochs is not None else suite.student_epochs
     jobs, upstream = [], {}
-    if needs_teacher:
-        overrides = _overrides_for(suite.teacher_config, suite, quick, {},
-                                   teacher_epochs if teacher_epochs is not None else suite.teacher_epochs)
-        upstream['teacher'] = config_hash(suite.teacher_config, overrides)
-        for seed in seeds:
-            jobs.append(Job('teacher', 'teacher', seed, suite.teacher_config, overrides, upstream['teacher'],
-                            os.path.join(output_dir, 'cache', f'teacher-{upstream["teacher"]}', f'seed{seed}')))
-    if needs_ta:
-        overrides = _overrides_for(suite.ta_config, suite, quick, {},
-                                   ta_epochs if ta_epochs is not None else suite.ta_epochs)
-        upstream['ta'] = config_hash(suite.ta_config, overrides, upstream['teacher'])
-        for seed in seeds:
-            jobs.append(Job('ta', 'ta', seed, suite.ta_config, overrides, upstream['ta'],
-                            os.path.join(output_dir, 'cache', f'ta-{upstream["ta"]}', f'seed{seed}'), teacher='teacher'))
+    for role, config, budget, teacher in (
+            ('teacher', suite.teacher_config, teacher_epochs if teacher_epochs is not None else suite.teacher_epochs,
+             None),
+            ('ta', suite.ta_config, ta_epochs if ta_epochs is not None else suite.ta_epochs, 'teacher')):
+        if (role == 'teacher' and not needs_teacher) or (role == 'ta' and not needs_ta):
+            continue
+        overrides = _overrides_for(config, suite, quick, {}, budget)
+        upstream[role] = config_hash(config, overrides, upstream.get(teacher), environment)
+        jobs += [Job(role, role, seed, config, overrides, upstream[role],
+                     os.path.join(output_dir, 'cache', f'{role}-{upstream[role]}', f'seed{seed}'), teacher=teacher)
+                 for seed in seeds]
     for method in methods:
         spec = suite.methods[method]
         overrides = _overrides_for(spec.config, suite, quick, spec.overrides, student_budget)
-        digest = config_hash(spec.config, overrides, upstream.get(spec.teacher_role))
-        for seed in seeds:
-            jobs.append(Job('student', method, seed, spec.config, overrides, digest,
-                            os.path.join(output_dir, 'runs', method, f'seed{seed}'), teacher=spec.teacher_role,
-                            group=spec.group))
+        digest = config_hash(spec.config, overrides, upstream.get(spec.teacher_role), environment)
+        jobs += [Job('student', method, seed, spec.config, overrides, digest,
+                     os.path.join(output_dir, 'runs', suite.name, f'{method}-{digest}', f'seed{seed}'),
+                     teacher=spec.teacher_role, group=spec.group) for seed in seeds]
     by_role_seed = {(job.role, job.seed): job for job in jobs if job.role != 'student'}
     for job in jobs:
         if job.teacher is not None:
             job.teacher_ckpt = os.path.join(by_role_seed[(job.teacher, job.seed)].run_dir, 'student_best.pt')
-        job.record = ledger.find(job.method, job.seed, job.config_hash)
-        # A teacher's cache directory is keyed by its hash: a complete one is reusable even without its ledger line.
-        job.done = (_cache_done(job.run_dir) if job.role != 'student' else job.record is not None)
+    return jobs
+
+
+def _mark_reusable(jobs, suite_name, ledger, retry_failed):
+    """Marks ``done`` the jobs whose earlier run can be reused: an ok ledger line (teachers: or none) and complete
+    files, or a kept failure (a diverged run, unless ``retry_failed``)."""
+    for job in jobs:
+        job.record = ledger.find(suite_name, job.method, job.seed, job.config_hash)
+        if job.record is not None and record_status(job.record) == 'failed':
+            job.done = not retry_failed and job.record.get('error_type') in KEPT_FAILURES
+            continue
+        if job.record is None and job.role == 'student':
+            continue
+        problem = run_dir_problem(job.run_dir)
+        job.done = problem is None  # a complete teacher directory is reusable even without its ledger line
+        if problem is not None and (job.record is not None or os.path.exists(os.path.join(job.run_dir,
+                                                                                          'result.json'))):
+            job.reuse_problem = problem
+
+
+def plan_suite(suite, output_dir, methods=None, seeds=None, quick=False, student_epochs=None,
+               teacher_epochs=None, ta_epochs=None, device='cpu', world_size=None, retry_failed=False, warn=None):
+    """The jobs of a suite in dependency order, each marked ``done`` when a finished identical run exists.
+
+    ``world_size`` (default: torchrun's) and the type of ``device`` enter the config hashes; ``warn`` is told
+    about unusable ledger lines (default: :func:`warnings.warn`).
+    """
+    jobs = _plan_jobs(suite, output_dir, methods, seeds, quick, student_epochs, teacher_epochs, ta_epochs,
+                      _environment(device, world_size))
+    _mark_reusable(jobs, suite.name, RunLedger(output_dir, warn), retry_failed)
     return jobs
 
 
 def clean_stale_files(output_dir):
     """Removes the temporary files of writes that a killed run never renamed into place; returns them."""
+    import glob
     stale = glob.glob(os.path.join(output_dir, '**', '.*.tmp'), recursive=True)
     for path in stale:
         os.remove(path)
@@ -202,36 +271,6 @@ def _train(job, device, show_progress):
     return result
 
 
-def _stage_split(history):
-    counts = {}
-    for entry in history:
-        counts[entry['stage']] = counts.get(entry['stage'], 0) + 1
-    return '+'.join(str(counts[stage]) for stage in sorted(counts))
-
-
-def make_record(suite_name, job, result, output_dir, device, versions):
-    """The ledger line of a finished run (the per-epoch history stays in the run's ``result.json``)."""
-    return {
-        'suite': suite_name, 'method': job.method, 'role': job.role, 'group': job.group, 'seed': job.seed,
-        'teacher': job.teacher, 'metric': result['metric'], 'higher_is_better': result['higher_is_better'],
-        'test': result['test'], 'best_val': result['best_val'], 'stages': result['stages'],
-        'epochs': result['epochs'], 'epoch_split': _stage_split(result['history']),
-        'wall_time_s': result['wall_time_s'], 'harness_wall_time_s': result.get('harness_wall_time_s'),
-        'train_samples_per_s': result['train_samples_per_s'], 'peak_memory_mb': result['peak_memory_mb'],
-        'student_params': result['student_params'], 'teacher_params': result['teacher_params'],
-        'world_size': result.get('world_size', 1), 'device': device,
-        'config': job.config, 'overrides': job.overrides, 'config_hash': job.config_hash,
-        'run_dir': os.path.relpath(job.run_dir, output_dir), 'versions': versions,
-        'finished_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-    }
-
-
-def _read_result(run_dir):
-    import json
-    with open(os.path.join(run_dir, 'result.json'), 'r', encoding='utf-8') as fp:
-        return json.load(fp)
-
-
 def auto_workers(device, num_runs):
     """Worker processes when the user did not say: one per CPU core (at most 8) for CPU suites with at least
     ``AUTO_PARALLEL_MIN_RUNS`` runs to do, where the workers' start-up (a few seconds of imports each) pays off;
@@ -242,38 +281,101 @@ def auto_workers(device, num_runs):
     return max(1, min(8, os.cpu_count() or 1, num_runs))
 
 
+def _quiet(message):
+    pass
+
+
+def _is_run_failure(error):
+    """A run's own failure (recorded; the suite goes on), not one of the machine (a full disk, a missing data set,
+    a dead worker pool), which stops the suite."""
+    return isinstance(error, Exception) and not isinstance(error, (OSError, BrokenProcessPool))
+
+
+def _restore_teacher_lines(jobs, suite_name, output_dir, ledger, device, versions):
+    for job in jobs:
+        if job.done and job.record is None and job.role != 'student':
+            # A complete cached teacher whose ledger line was lost: restore the line from its result.json.
+            job.record = make_record(suite_name, job, read_result(job.run_dir), output_dir, device, versions)
+            ledger.add(job.record)
+
+
+def _upstream_failure(job, upstream):
+    source = upstream.get((job.teacher, job.seed)) if job.teacher else None
+    if source is None or source.status != 'failed':
+        return None
+    return UpstreamFailedError(f'its {job.teacher} run (seed {job.seed}) failed: {source.record["error"]}')
+
+
+class _Recorder:
+    """Turns each finished or failed run into its ledger line and its log line (written by the main process)."""
+
+    def __init__(self, jobs, suite_name, output_dir, device, log, progress):
+        from plugins import distributed as dist_util
+        self.suite_name, self.output_dir, self.device, self.log, self.progress = \
+            suite_name, output_dir, device, log, progress
+        self.main_process = dist_util.is_main_process()
+        self.interactive = sys.stderr.isatty() and self.main_process
+        self.ledger = RunLedger(output_dir, warn=_quiet) if self.main_process else None  # plan_suite warned
+        self.versions, self.world_size = package_versions(), dist_util.get_world_size()
+        if self.main_process:
+            _restore_teacher_lines(jobs, suite_name, output_dir, self.ledger, device, self.versions)
+
+    def finish(self, job, result=None, error=None):
+        """Records ``job``'s result, or its failure; re-raises an error that is not a run's own failure."""
+        job.done = True
+        if error is None:
+            job.record = make_record(self.suite_name, job, result, self.output_dir, self.device, self.versions)
+            primary = result['metric']
+            message = (f'[{self.suite_name}] {job.method} seed {job.seed}: test {primary} '
+                       f'{result["test"][primary]:.4f} (best val {result["best_val"]:.4f}), '
+                       f'{result["epochs"]} epochs in {result["wall_time_s"]:.1f} s')
+        else:
+            if not _is_run_failure(error):
+                raise error
+            job.record = make_failure_record(self.suite_name, job, error, self.output_dir, self.device,
+                                             self.versions, self.world_size)
+            message = f'[{self.suite_name}] {job.method} seed {job.seed} FAILED: {job.record["error"]}'
+            if self.main_process and not isinstance(error, NamedError):  # a bug: keep its traceback
+                self.log(''.join(traceback.format_exception(error)).rstrip())
+        if self.main_process:
+            self.ledger.add(job.record)
+            tqdm.write(message) if self.interactive else self.log(message)
+        self.progress.update(1)
+
+
+def _run_in_pool(pool, jobs, device, finish):
+    futures = {pool.submit(_train, job, device, False): job for job in jobs}
+    for future in as_completed(futures):
+        error = future.exception()
+        finish(futures[future], None if error is not None else future.result(), error)
+
+
+def _run_here(jobs, device, show_progress, finish, progress):
+    from plugins import distributed as dist_util
+    for job in jobs:
+        progress.set_postfix_str(f'{job.method} seed {job.seed}')
+        try:
+            result = _train(job, device, show_progress)
+        except Exception as error:  # noqa: BLE001 (finish() re-raises what is not a run's own failure)
+            finish(job, error=error)
+        else:
+            finish(job, result)
+        dist_util.barrier()
+
+
 def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None, show_progress=None, log=print):
     """Runs the jobs not yet done, phase by phase (teachers, TAs, students), and returns every record.
 
-    With ``workers`` > 1 the runs go to that many worker processes (``spawn``), each with ``threads`` torch
-    threads; ``None`` chooses with :func:`auto_workers`. Only the main process of a torchrun launch writes
-    the ledger.
+    A run that fails is recorded as failed and the others go on (see the module docstring). With ``workers`` > 1
+    the runs go to that many worker processes (``spawn``), each with ``threads`` torch threads; ``None`` chooses
+    with :func:`auto_workers`. Only the main process of a torchrun launch writes the ledger.
     """
     from plugins import distributed as dist_util
-    main_process = dist_util.is_main_process()
-    interactive = sys.stderr.isatty() and main_process
-    ledger = RunLedger(output_dir) if main_process else None
-    versions = package_versions()
     pending = [job for job in jobs if not job.done]
-    progress = tqdm(total=len(pending), desc=suite_name, unit='run', disable=not interactive, dynamic_ncols=True)
-
-    def finish(job, result):
-        job.done = True
-        job.record = make_record(suite_name, job, result, output_dir, device, versions)
-        if main_process:
-            ledger.add(job.record)
-            primary = result['metric']
-            message = (f'[{suite_name}] {job.method} seed {job.seed}: test {primary} '
-                       f'{result["test"][primary]:.4f} (best val {result["best_val"]:.4f}), '
-                       f'{result["epochs"]} epochs in {result["wall_time_s"]:.1f} s')
-            tqdm.write(message) if interactive else log(message)
-        progress.update(1)
-
-    for job in jobs:
-        if job.done and job.record is None and job.role != 'student' and main_process:
-            # A complete cached teacher whose ledger line was lost: restore the line from its result.json.
-            job.record = make_record(suite_name, job, _read_result(job.run_dir), output_dir, device, versions)
-            ledger.add(job.record)
+    upstream = {(job.role, job.seed): job for job in jobs if job.role != 'student'}
+    progress = tqdm(total=len(pending), desc=suite_name, unit='run', dynamic_ncols=True,
+                    disable=not (sys.stderr.isatty() and dist_util.is_main_process()))
+    recorder = _Recorder(jobs, suite_name, output_dir, device, log, progress)
     if workers is None:
         workers = auto_workers(device, len(pending))
     pool = None
@@ -283,16 +385,14 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
                                    initializer=_init_worker, initargs=(threads,))
     try:
         for role in ROLES:  # a phase starts when the checkpoints it reads exist
-            todo = [job for job in pending if job.role == role]
+            todo = []
+            for job in (job for job in pending if job.role == role):
+                failure = _upstream_failure(job, upstream)
+                recorder.finish(job, error=failure) if failure is not None else todo.append(job)
             if pool is not None:
-                futures = {pool.submit(_train, job, device, False): job for job in todo}
-                for future in as_completed(futures):
-                    finish(futures[future], future.result())
-                continue
-            for job in todo:
-                progress.set_postfix_str(f'{job.method} seed {job.seed}')
-                finish(job, _train(job, device, show_progress and interactive))
-                dist_util.barrier()
+                _run_in_pool(pool, todo, device, recorder.finish)
+            else:
+                _run_here(todo, device, show_progress and recorder.interactive, recorder.finish, progress)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -302,14 +402,17 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
 
 def run_suite(suite, output_dir, methods=None, seeds=None, quick=False, device='cpu', student_epochs=None,
               teacher_epochs=None, ta_epochs=None, workers=None, threads=None, show_progress=None, report=True,
-              command=None, log=print):
-    """Plans, runs (skipping finished runs) and reports ``suite``; returns the records of the selected runs."""
+              command=None, log=print, retry_failed=False):
+    """Plans, checks, runs (skipping finished runs) and reports ``suite``; returns the records of the selected runs
+    (failed ones included, with ``status: failed``)."""
     import torch
+    check_directory(output_dir, '--output-dir')
     previous_threads = torch.get_num_threads()
+    options = dict(methods=methods, seeds=seeds, quick=quick, student_epochs=student_epochs,
+                   teacher_epochs=teacher_epochs, ta_epochs=ta_epochs, retry_failed=retry_failed)
     try:
         _set_threads(threads)
-        return _run_suite(suite, output_dir, methods, seeds, quick, device, student_epochs, teacher_epochs, ta_epochs,
-                          workers, threads, show_progress, report, command, log)
+        return _run_suite(suite, output_dir, options, device, workers, threads, show_progress, report, command, log)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -317,13 +420,20 @@ def run_suite(suite, output_dir, methods=None, seeds=None, quick=False, device='
 @contextlib.contextmanager
 def _exclusive(output_dir, enabled=True):
     """Holds an advisory lock on ``output_dir`` so two invocations never write the same results directory
-    (the kernel drops it when the process dies, even by SIGKILL)."""
+    (the kernel drops it when the process dies, even by SIGKILL). The lock file is never truncated and never
+    followed through a symbolic link."""
     if not enabled:
         yield
         return
     import fcntl
     os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, '.lock'), 'w') as fp:
+    path = os.path.join(output_dir, '.lock')
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, 'O_NOFOLLOW', 0), 0o644)
+    except OSError as error:
+        raise HarnessError(f'{path}: cannot open the lock file ({error.strerror}); it must be a regular file, not a '
+                           f'symbolic link') from None
+    with os.fdopen(fd, 'r+b') as fp:
         try:
             fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -332,20 +442,28 @@ def _exclusive(output_dir, enabled=True):
         yield
 
 
-def _run_suite(suite, output_dir, methods, seeds, quick, device, student_epochs, teacher_epochs, ta_epochs, workers,
-               threads, show_progress, report, command, log):
+def _run_suite(suite, output_dir, options, device, workers, threads, show_progress, report, command, log):
     from plugins import distributed as dist_util
     import torch
     dist_util.init_distributed(torch.device(device))
     with _exclusive(output_dir, enabled=dist_util.is_main_process()):
-        return _run_locked(suite, output_dir, methods, seeds, quick, device, student_epochs, teacher_epochs,
-                           ta_epochs, workers, threads, show_progress, report, command, log)
+        return _run_locked(suite, output_dir, options, device, workers, threads, show_progress, report, command, log)
 
 
-def _run_locked(suite, output_dir, methods, seeds, quick, device, student_epochs, teacher_epochs, ta_epochs, workers,
-                threads, show_progress, report, command, log):
+def _plan_message(suite, jobs, to_run, workers):
+    reused = sum(job.status == 'ok' for job in jobs)
+    kept = sum(job.status == 'failed' for job in jobs)
+    return (f'[{suite.name}] {len(jobs)} runs planned, {reused} already finished (reused), '
+            + (f'{kept} failed before and kept (diverged; --retry-failed runs them again), ' if kept else '')
+            + f'{to_run} to run' + (f' in {workers} worker processes' if workers > 1 and to_run > 1 else ''))
+
+
+def _run_locked(suite, output_dir, options, device, workers, threads, show_progress, report, command, log):
     from plugins import distributed as dist_util
-    jobs = plan_suite(suite, output_dir, methods, seeds, quick, student_epochs, teacher_epochs, ta_epochs)
+    warn = log if dist_util.is_main_process() else _quiet
+    jobs = plan_suite(suite, output_dir, device=device, warn=lambda text: warn(f'[{suite.name}] warning: {text}'),
+                      **options)
+    checked = check_planned_configs(jobs)  # every config that will run, before the first run starts
     dist_util.barrier()
     to_run = sum(not job.done for job in jobs)
     if 'WORLD_SIZE' in os.environ:
@@ -356,23 +474,59 @@ def _run_locked(suite, output_dir, methods, seeds, quick, device, student_epochs
         stale = clean_stale_files(output_dir)
         if stale:
             log(f'[{suite.name}] removed {len(stale)} partial file(s) left by an interrupted run')
-        log(f'[{suite.name}] {len(jobs)} runs planned, {len(jobs) - to_run} already finished (reused), {to_run} to run'
-            + (f' in {workers} worker processes' if workers > 1 and to_run > 1 else ''))
+        for job in jobs:
+            if job.reuse_problem:
+                log(f'[{suite.name}] {job.method} seed {job.seed}: {job.reuse_problem}; it is run again')
+        log(_plan_message(suite, jobs, to_run, workers) + (f'; {checked} config(s) checked' if checked else ''))
     records = run_jobs(jobs, suite.name, output_dir, device, workers, threads, show_progress, log)
     if report and dist_util.is_main_process():
-        from .report import write_report
-        write_report(suite, current_records(suite, output_dir, quick, student_epochs, teacher_epochs, ta_epochs),
-                     output_dir, command=command, log=log)
+        _report(suite, output_dir, options, device, command, log)
     return records
 
 
-def current_records(suite, output_dir, quick=False, student_epochs=None, teacher_epochs=None, ta_epochs=None):
+def current_records(suite, output_dir, quick=False, student_epochs=None, teacher_epochs=None, ta_epochs=None,
+                    device='cpu', world_size=None, include_failed=False):
     """Every ledger record of ``output_dir`` that matches the suite's current configs (any method, any seed).
 
     The tables summarise the whole results directory, so running a subset (``--methods kd --seeds 0``) adds to
-    them instead of replacing them; records of an older version of a config are left out.
+    them instead of replacing them; records of another suite or of an older version of a config are left out,
+    and failed records unless ``include_failed``.
     """
-    current = {job.method: job.config_hash
-               for job in plan_suite(suite, output_dir, None, [0], quick, student_epochs, teacher_epochs, ta_epochs)}
-    return [record for record in RunLedger(output_dir).records
-            if current.get(record['method']) == record['config_hash']]
+    jobs = _plan_jobs(suite, output_dir, None, [0], quick, student_epochs, teacher_epochs, ta_epochs,
+                      _environment(device, world_size))
+    current = {job.method: job.config_hash for job in jobs}
+    return [record for record in RunLedger(output_dir, warn=_quiet).records
+            if record['suite'] == suite.name and current.get(record['method']) == record['config_hash']
+            and (include_failed or record_status(record) == 'ok')]
+
+
+def report_directory(output_dir, suite_name):
+    """Where a suite's ``summary.md``, ``summary.csv`` and plots go: the top of ``output_dir`` for the first suite
+    reported there (recorded in ``.report-suite``), ``output_dir/reports/<suite>`` for any other, so suites that
+    share a directory never overwrite each other's summary."""
+    marker = os.path.join(output_dir, REPORT_OWNER)
+    try:
+        with open(marker, 'r', encoding='utf-8') as fp:
+            owner = fp.read().strip()
+    except OSError:
+        owner = ''
+    if not owner:
+        atomic_write_text(marker, suite_name + '\n')
+        owner = suite_name
+    return output_dir if owner == suite_name else os.path.join(output_dir, 'reports', suite_name)
+
+
+def _report(suite, output_dir, options, device, command, log):
+    """Writes the suite's report from its current ok records whose result.json is complete."""
+    from .report import write_report
+    plan = {key: options[key] for key in ('quick', 'student_epochs', 'teacher_epochs', 'ta_epochs')}
+    report_dir = report_directory(output_dir, suite.name)
+    records = []
+    for record in current_records(suite, output_dir, device=device, **plan):
+        run_dir = os.path.join(output_dir, record['run_dir'])
+        if read_result(run_dir) is None:
+            log(f'[{suite.name}] warning: {os.path.join(run_dir, "result.json")} is missing or damaged: '
+                f'{record["method"]} seed {record["seed"]} is left out of the report (the next run redoes it)')
+            continue
+        records.append(dict(record, run_dir=os.path.relpath(run_dir, report_dir)))  # paths from the report
+    write_report(suite, records, report_dir, command=command, log=log)

@@ -1,6 +1,7 @@
 """Teacher-noise mitigation: keep the student from copying the teacher where the teacher is wrong.
 
-Our formulation (the Continuation-KD paper's equations are not public; only its abstract is). A sample is
+A variant of ours for the KL objectives; the published Continuation-KD mitigates teacher noise differently,
+with the annealed hinge margin of ``annealed_hinge`` (:mod:`continuation.hinge`). A sample is
 *flagged* when the teacher's arg-max differs from its label, or when the teacher's probability of the label
 (at temperature 1) is below ``threshold``. With strength s in [0, 1] (``max_strength * lambda`` when it
 follows the continuation schedule, ``max_strength`` otherwise):

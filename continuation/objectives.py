@@ -1,9 +1,11 @@
-"""Continuation KD objectives L(theta; lambda): lambda = 0 is a smoothed objective, lambda = 1 the target.
+"""Continuation KD objectives: the paper's (``annealed_hinge``) and our own variants L(theta; lambda).
 
-Each objective is an ``nn.Module`` computing a loss from student logits, teacher logits and labels at the
-current continuation parameter ``lam`` (set with :meth:`ContinuationObjective.set_lambda`). The family is
-our own formulation after continuation optimisation (Gaussian homotopy, Mobahi and Fisher 2015; curriculum
-learning, Bengio et al. 2009): the Continuation-KD paper's own equations are not available to us.
+Each objective is an ``nn.Module`` computing a loss from student logits, teacher logits and labels at a
+position in the run. ``annealed_hinge`` (:class:`continuation.hinge.AnnealedHingeKD`) is the published
+Continuation-KD objective (Jafari et al., EMNLP 2022 Findings, Eqs. 3-5). The others here are variants of
+ours, built after continuation optimisation (Gaussian homotopy, Mobahi and Fisher 2015; curriculum learning,
+Bengio et al. 2009; teacher annealing, Clark et al. 2019): lambda = 0 is a smoothed objective and lambda = 1
+the target one (set with :meth:`ContinuationObjective.set_lambda`).
 
 Conventions follow torchdistill's ``KDLoss``: ``alpha`` weights the cross-entropy on labels and
 ``beta`` (default 1 - alpha) the KL term, so at lambda = 1 the KL-based objectives equal ``KDLoss`` with the
@@ -16,13 +18,14 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .annealing import check_max_temperature, get_annealing_function
+from .base import ContinuationObjective
+from .hinge import AnnealedHingeKD
 from .noise import TeacherNoiseMitigation
 from .schedules import annealing_temperature
 
-__all__ = ['ContinuationObjective', 'LogitAnnealing', 'SoftTargetKD', 'TemperatureContinuation',
+__all__ = ['ContinuationObjective', 'AnnealedHingeKD', 'LogitAnnealing', 'SoftTargetKD', 'TemperatureContinuation',
            'TargetContinuation', 'OBJECTIVES', 'build_objective', 'LOGIT_REDUCTIONS']
 
 LOGIT_REDUCTIONS = ('mean', 'batchmean', 'sum')
@@ -38,26 +41,6 @@ def _check_weight(value, field):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ValueError(f'{field} must be a number in [0, 1], got {value!r}')
     return float(value)
-
-
-class ContinuationObjective(nn.Module):
-    """Base of the family: holds the continuation parameter ``lam`` in [0, 1], 0 at construction."""
-
-    def __init__(self):
-        super().__init__()
-        self.lam = 0.0
-
-    def set_lambda(self, lam):
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f'the continuation parameter lambda must lie in [0, 1], got {lam!r}')
-        self.lam = float(lam)
-
-    def state(self):
-        """Current schedule-dependent quantities, for logs."""
-        return {'lambda': self.lam}
-
-    def forward(self, student_logits, teacher_logits, targets=None):
-        raise NotImplementedError
 
 
 class LogitAnnealing(ContinuationObjective):
@@ -198,6 +181,7 @@ class TargetContinuation(SoftTargetKD):
 
 
 OBJECTIVES = {
+    'annealed_hinge': AnnealedHingeKD,
     'logit_annealing': LogitAnnealing,
     'kd': SoftTargetKD,
     'temperature': TemperatureContinuation,

@@ -1,30 +1,51 @@
-"""Crash-safe writes: a file is written next to its destination, then renamed over it."""
+"""Crash-safe writes and safe checkpoint reads.
+
+Writes: a file is written next to its destination, then renamed over it, so a killed process leaves the old
+file or the new one, never a torn one; a failed write (e.g. a full disk) raises :class:`OutputWriteError`
+naming the file. Reads: files on disk are untrusted, so every checkpoint goes through :func:`load_checkpoint`
+(``torch.load(weights_only=True, map_location='cpu')``: tensors, numbers, strings and containers only, never
+code), and :func:`load_model_weights` checks the parameter names and shapes against the model before loading.
+torchdistill's ``load_ckpt`` uses ``weights_only=False``; our checkpoints never go through it.
+"""
 import json
 import os
+import pickle
 import tempfile
+from collections.abc import Mapping
 
 import torch
 
-__all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save']
+from .errors import CheckpointError, OutputWriteError
+
+__all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'load_checkpoint',
+           'checkpoint_state_dict', 'load_model_weights', 'verify_checkpoint']
+
+_MAX_LISTED = 4  # mismatching parameter names shown in an error
 
 
 def _atomic_write(path, write):
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
+    except OSError as error:
+        raise OutputWriteError(error.errno, f'cannot write {path}: {error.strerror or error}') from error
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; the result should look like any other file
     try:
         with os.fdopen(fd, 'wb') as fp:
+            os.fchmod(fp.fileno(), 0o666 & ~umask)  # mkstemp creates 0600; the result should look like any other
             write(fp)
             fp.flush()
             os.fsync(fp.fileno())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+        if isinstance(error, OSError) and not isinstance(error, OutputWriteError):
+            hint = '; free space on that file system or write elsewhere' if error.errno == 28 else ''
+            raise OutputWriteError(error.errno, f'cannot write {path}: {error.strerror or error}{hint}') from error
         raise
 
 
@@ -42,3 +63,77 @@ def atomic_write_json(path, obj):
 
 def atomic_torch_save(obj, path):
     _atomic_write(path, lambda fp: torch.save(obj, fp))
+
+
+def load_checkpoint(path, what='checkpoint', mmap=False):
+    """The object saved at ``path``, loaded with ``weights_only=True`` on the CPU; :class:`CheckpointError` names
+    the file when it is missing, not a ``torch.save`` file, truncated, or holds anything but tensors and data.
+
+    ``what`` says what the file is for in the message (e.g. ``'--teacher-ckpt'``); ``mmap`` maps the tensors
+    instead of reading them (cheap verification of a large file)."""
+    path = os.path.expanduser(os.fspath(path))
+    if not os.path.exists(path):
+        raise CheckpointError(f'{what}: no file at {path!r}')
+    if not os.path.isfile(path):
+        raise CheckpointError(f'{what}: {path!r} is not a file')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, TypeError,
+            AttributeError) as error:
+        found = [line.strip() for line in str(error).splitlines() if 'GLOBAL' in line]
+        if isinstance(error, pickle.UnpicklingError) and found:
+            raise CheckpointError(f'{what}: {path!r} holds Python objects other than tensors and plain data, which '
+                                  f'are never loaded (they could run code; our checkpoints hold only tensors and '
+                                  f'numbers): {found[0]}') from None
+        reason = str(error).split('. ')[0].splitlines()[0][:100] if str(error) else 'no data'
+        raise CheckpointError(f'{what}: {path!r} ({os.path.getsize(path)} bytes) is not a complete PyTorch checkpoint '
+                              f'(truncated, damaged or another kind of file; a torch.save archive is expected): '
+                              f'{type(error).__name__}: {reason}') from None
+
+
+def checkpoint_state_dict(checkpoint, path, what='checkpoint'):
+    """The model state dict of a loaded checkpoint: torchdistill's ``{'model': state_dict, ...}`` or a bare state
+    dict; :class:`CheckpointError` when it is neither (a mapping of parameter names to tensors)."""
+    state = checkpoint.get('model') if isinstance(checkpoint, Mapping) and 'model' in checkpoint else checkpoint
+    if not isinstance(state, Mapping) or not state or \
+            not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{what}: {path!r} holds no model weights (expected {{'model': state_dict}} or a "
+                              f'state dict of named tensors, got {type(state).__name__})')
+    return state
+
+
+def _listed(names):
+    names = sorted(names)
+    return ', '.join(names[:_MAX_LISTED]) + (f' and {len(names) - _MAX_LISTED} more' if len(names) > _MAX_LISTED
+                                            else '')
+
+
+def load_model_weights(model: torch.nn.Module, path: str, what: str = 'checkpoint') -> dict:
+    """Loads the weights saved at ``path`` into ``model`` after checking every parameter name and shape.
+
+    Returns the loaded checkpoint. :class:`CheckpointError` names the file and the first mismatches when the
+    checkpoint belongs to another architecture (missing, unexpected or differently shaped tensors)."""
+    checkpoint = load_checkpoint(path, what)
+    state = checkpoint_state_dict(checkpoint, path, what)
+    expected = model.state_dict()
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    reshaped = [f'{name} {tuple(state[name].shape)} (model: {tuple(tensor.shape)})'
+                for name, tensor in expected.items() if name in state and state[name].shape != tensor.shape]
+    problems = ([f'missing {_listed(missing)}'] if missing else []) + \
+        ([f'unexpected {_listed(unexpected)}'] if unexpected else []) + \
+        ([f'shape of {_listed(reshaped)}'] if reshaped else [])
+    if problems:
+        raise CheckpointError(f'{what}: {path!r} does not fit {type(model).__name__} (another architecture or model '
+                              f'kwargs?): {"; ".join(problems)}')
+    model.load_state_dict(state, strict=True)
+    return checkpoint
+
+
+def verify_checkpoint(path, what='checkpoint'):
+    """Raises :class:`CheckpointError` unless ``path`` is a complete checkpoint of model weights (memory-mapped,
+    so a large file is checked without reading its tensors)."""
+    try:
+        checkpoint = load_checkpoint(path, what, mmap=True)
+    except CheckpointError:
+        checkpoint = load_checkpoint(path, what)  # a legacy (non-zip) torch.save file cannot be memory-mapped
+    checkpoint_state_dict(checkpoint, path, what)

@@ -162,13 +162,12 @@ def load_ckpt_on_all_ranks(ckpt_path, model):
     """Rank 0 loads a checkpoint it wrote into ``model`` and broadcasts it, so every rank resumes from it.
 
     Only rank 0 reads the file, so nodes need no shared file system (torchdistill's ``load_ckpt`` silently
-    skips a missing file: here a missing file is an error).
+    skips a missing file and unpickles arbitrary objects: here the file is read with ``weights_only=True`` and
+    a missing or damaged file is a :class:`~plugins.errors.CheckpointError`).
     """
-    from torchdistill.common.main_util import load_ckpt
+    from .checkpoint import load_model_weights
     if is_main_process():
-        if not os.path.isfile(ckpt_path):
-            raise FileNotFoundError(f'checkpoint {ckpt_path!r} does not exist')
-        load_ckpt(ckpt_path, model=model, strict=True)
+        load_model_weights(model, ckpt_path, what='stage checkpoint')
     broadcast_module_state(model)
 
 

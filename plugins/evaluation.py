@@ -4,6 +4,7 @@ import torchdistill.core.interfaces.forward_proc  # noqa: F401  (registers the f
 from torchdistill.core.interfaces.registry import get_forward_proc_func
 
 from .distributed import gather_in_dataset_order, unpadded_shard
+from .errors import ConfigError
 
 __all__ = ['Metric', 'METRICS', 'register_metric', 'get_metric', 'evaluate', 'model_logits', 'to_device']
 
@@ -32,8 +33,9 @@ def register_metric(name, primary, higher_is_better=True):
 
 
 def get_metric(name):
-    if name not in METRICS:
-        raise ValueError(f'evaluation.metric must be one of {sorted(METRICS)}, got {name!r}')
+    """The registered metric ``name``; :class:`~plugins.errors.ConfigError` lists the accepted names."""
+    if not isinstance(name, str) or name not in METRICS:
+        raise ConfigError(f'evaluation.metric must be one of {sorted(METRICS)}, got {name!r}')
     return METRICS[name]
 
 

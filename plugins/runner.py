@@ -10,7 +10,11 @@ epoch's validation value. The best checkpoint of the last stage is evaluated onc
 ``torchrun`` (NCCL on GPUs, gloo on CPUs).
 
 Outputs in ``--output-dir``: ``student_best.pt`` (torchdistill checkpoint format), ``result.json`` (metrics,
-per-epoch history with the schedule's T / Phi / lambda) and ``train.log``; every file is written atomically.
+per-epoch history with the schedule's T / Phi / lambda), written atomically, and ``train.log``, appended line by
+line as training goes. Checkpoints are read with ``weights_only=True`` and checked against the model first.
+Every bad input stops the run before training with one line that names the field or file
+(:mod:`plugins.errors`); a loss that becomes non-finite or explodes stops it with
+:class:`~plugins.errors.TrainingDivergedError`.
 """
 import argparse
 import copy
@@ -21,9 +25,8 @@ import sys
 import time
 
 import torch
-from torchdistill.common import yaml_util
 from torchdistill.common.constant import def_logger
-from torchdistill.common.main_util import import_dependencies, load_ckpt, set_seed
+from torchdistill.common.main_util import import_dependencies, set_seed
 from torchdistill.core.distillation import get_distillation_box
 from torchdistill.core.training import get_training_box
 from torchdistill.misc.log import LOGGING_FORMAT, set_basic_log_config
@@ -31,9 +34,13 @@ from torchdistill.models.registry import get_model
 from tqdm import tqdm
 
 from . import distributed as dist_util
-from .checkpoint import atomic_write_json
+from .checkpoint import atomic_write_json, load_model_weights
 from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
-from .config_checks import ConfigError, check_config, uses_teacher
+from .config_checks import (ConfigError, check_config, check_device, check_directory, check_seed, parse_value,
+                            uses_teacher)
+from .config_loading import ConfigLoader, read_config_file
+from .divergence import loss_guard
+from .errors import CheckpointError, OutputWriteError, TeacherCacheError, TrainingDivergedError
 from .evaluation import evaluate, get_metric, to_device
 from .hooks import stage_position, tell_stage_length
 from .losses.scheduled import find_scheduled_losses
@@ -45,13 +52,18 @@ logger = def_logger.getChild(__name__)
 __all__ = ['load_config', 'apply_overrides', 'build_model', 'train_config', 'run_config', 'main']
 
 
-def load_config(path):
-    """Loads a torchdistill YAML config (custom tags included) after importing its ``dependencies``."""
-    if not os.path.isfile(path):
-        raise ConfigError(f'--config: no file at {path!r}')
+def load_config(path, loader_class=ConfigLoader):
+    """Loads a torchdistill YAML config (custom tags included) and imports its ``dependencies``.
+
+    Raises :class:`ConfigError` naming the file and field for a missing, empty or invalid file, a top level that
+    is not a mapping, a tag whose call fails (e.g. a data set split that does not exist) or a missing dependency.
+    """
     import plugins  # noqa: F401  (configs may name our keys without listing the dependency)
-    config = yaml_util.load_yaml_file(os.path.expanduser(path))
-    import_dependencies(config.get('dependencies', None))
+    config = read_config_file(path, loader_class)
+    try:
+        import_dependencies(config.get('dependencies', None))
+    except (ImportError, TypeError, KeyError, AttributeError) as error:
+        raise ConfigError(f'{path}: dependencies: {error}') from error
     config['teacher_cache'] = teacher_cache_settings(config.get('teacher_cache'))  # all fields, so --set works
     return config
 
@@ -71,12 +83,24 @@ def apply_overrides(config, overrides):
     return config
 
 
-def build_model(model_config, device, ckpt=None):
-    """A model from torchdistill's registry (``key`` + ``kwargs``), with ``src_ckpt`` (or ``ckpt``) loaded."""
-    model = get_model(model_config['key'], model_config.get('repo_or_dir'), **(model_config.get('kwargs') or {}))
+def build_model(model_config, device, ckpt=None, field='model'):
+    """A model from torchdistill's registry (``key`` + ``kwargs``), with ``src_ckpt`` (or ``ckpt``) loaded.
+
+    The checkpoint is read with ``weights_only=True`` and must hold exactly the model's parameter names and
+    shapes (:class:`CheckpointError` names the file otherwise); ``field`` names the model in errors. As with
+    torchdistill's ``load_ckpt``, a checkpoint path with no file there leaves the initial weights (with a
+    warning); :func:`train_config` never gets here with one (:func:`check_config` requires the files).
+    """
+    try:
+        model = get_model(model_config['key'], model_config.get('repo_or_dir'), **(model_config.get('kwargs') or {}))
+    except (TypeError, ValueError, KeyError) as error:
+        raise ConfigError(f'{field}: cannot build model {model_config.get("key")!r}: {error}') from error
+    source = f'{field} checkpoint' if ckpt else f'{field}.src_ckpt'
     ckpt = ckpt or model_config.get('src_ckpt')
-    if ckpt is not None:
-        load_ckpt(os.path.expanduser(ckpt), model=model, strict=True)
+    if ckpt is not None and not os.path.exists(os.path.expanduser(ckpt)):
+        logger.warning('%s: no file at %r; the model keeps its initial weights', source, ckpt)
+    elif ckpt is not None:
+        load_model_weights(model, os.path.expanduser(ckpt), what=source)
     return model.to(device)
 
 
@@ -89,19 +113,24 @@ def _box_model(box):
 
 
 def _train_one_epoch(box, device, epoch, show_progress):
+    guard = loss_guard(box)
     total_loss, num_samples, start = 0.0, 0, time.perf_counter()
     batches = tqdm(box.train_data_loader, desc=f'epoch {epoch}', leave=False, disable=not show_progress)
-    for sample_batch, targets, supp_dict in batches:
+    for step, (sample_batch, targets, supp_dict) in enumerate(batches):
         sample_batch, targets = to_device(sample_batch, device), to_device(targets, device)
         loss = box.forward_process(sample_batch, targets, supp_dict)
         box.post_forward_process(loss=loss)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f'the training loss became {loss.item()} at epoch {epoch}')
+        value = loss.item()  # after the step, as before: reading it first would stall a GPU before backward
+        # One process stops at once; under torchrun every rank ends the epoch and all stop together below.
+        if guard.check(value, epoch, step) and not dist_util.is_distributed():
+            raise TrainingDivergedError(guard.message)
         batch_size = len(targets)
-        total_loss += loss.item() * batch_size
+        total_loss += value * batch_size
         num_samples += batch_size
-        batches.set_postfix(loss=f'{loss.item():.4f}')
-    total_loss, num_samples = dist_util.sum_across_ranks(total_loss, num_samples)  # all ranks' samples
+        batches.set_postfix(loss=f'{value:.4f}')
+    total_loss, num_samples, diverged = dist_util.sum_across_ranks(total_loss, num_samples, guard.diverged)
+    if diverged:
+        raise TrainingDivergedError(guard.message or f'the training loss diverged on another rank in epoch {epoch}')
     return total_loss / max(num_samples, 1), int(num_samples), time.perf_counter() - start
 
 
@@ -127,6 +156,9 @@ def _stage_checkpoints(box, output_dir, metric):
 
 def train_config(config, device='cpu', seed=0, output_dir='runs/default', teacher_ckpt=None, show_progress=None):
     """Trains ``config`` (a loaded dict) and returns the result dict also written to ``result.json``."""
+    check_device(device, field='device')
+    check_seed(seed, field='seed')
+    check_directory(output_dir, 'output_dir')
     device = torch.device(device)
     distributed, world_size, device_ids, device = dist_util.init_distributed(device)
     stages = check_config(config, teacher_ckpt=teacher_ckpt)
@@ -139,8 +171,9 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     metric = get_metric(config.get('evaluation', {}).get('metric', 'accuracy'))
     models = config['models']
     student_config = models.get('student_model', models.get('model'))
-    student = build_model(student_config, device)
-    teacher = build_model(models['teacher_model'], device, ckpt=teacher_ckpt) \
+    student = build_model(student_config, device, field='models.student_model' if 'student_model' in models
+                          else 'models.model')
+    teacher = build_model(models['teacher_model'], device, ckpt=teacher_ckpt, field='models.teacher_model') \
         if any(uses_teacher(criterion) for _, _, criterion in stages) else None
     if teacher is not None:
         teacher.eval()
@@ -211,15 +244,24 @@ def _test_loader(config, distributed, extra_name=None):
 def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=None, overrides=None,
                show_progress=None, log_file=None):
     """Loads, checks and trains the config at ``config_path``; see :func:`train_config`."""
+    check_device(device)
+    check_seed(seed)
     config = apply_overrides(load_config(config_path), overrides)
     if output_dir is None:
         output_dir = os.path.join('runs', os.path.splitext(os.path.basename(config_path))[0], f'seed{seed}')
+    check_directory(output_dir, '--output-dir')
     log_file = log_file or os.path.join(output_dir, 'train.log')
+    if os.path.isdir(log_file):
+        raise ConfigError(f'--log-file: {log_file!r} is a directory; give a file path')
+    check_directory(os.path.dirname(os.path.abspath(log_file)), '--log-file')
     dist_util.init_distributed(torch.device(device))
     handler = None
     if dist_util.is_main_process():
-        os.makedirs(output_dir, exist_ok=True)
-        handler = logging.FileHandler(log_file, mode='w')
+        try:
+            os.makedirs(output_dir, exist_ok=True)
+            handler = _LogFileHandler(log_file, mode='w')
+        except OSError as error:
+            raise OutputWriteError(error.errno, f'cannot write {log_file}: {error.strerror or error}') from error
         handler.setFormatter(logging.Formatter(LOGGING_FORMAT))
         def_logger.addHandler(handler)
         if def_logger.getEffectiveLevel() > logging.INFO:
@@ -233,9 +275,25 @@ def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=
             handler.close()
 
 
+class _LogFileHandler(logging.FileHandler):
+    """``train.log``: a failed write (e.g. a full disk) warns once and stops the log instead of printing a
+    traceback for every later line; the run's atomic result files report the disk problem by name."""
+
+    failed = False
+
+    def emit(self, record):
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record):
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            sys.stderr.write(f'warning: cannot write the log file {self.baseFilename} ({error}); it stops here\n')
+
+
 def _parse_value(text):
-    import yaml
-    return yaml.safe_load(text)
+    return parse_value(text)  # 1e-3 is a number, as a user means it (YAML 1.1 alone reads it as a string)
 
 
 def get_args(argv=None):
@@ -254,11 +312,10 @@ def get_args(argv=None):
 
 
 def main(argv=None):
+    """The command line; every expected failure ends with one ``error:`` line and exit status 1, no traceback."""
     args = get_args(argv)
     set_basic_log_config()
     def_logger.setLevel(logging.INFO)
-    if args.device not in ('cpu', 'cuda') and not args.device.startswith('cuda:'):
-        raise SystemExit(f"--device must be 'cpu' or 'cuda', got {args.device!r}")
     overrides = {}
     for item in args.set:
         if '=' not in item:
@@ -270,6 +327,8 @@ def main(argv=None):
                             teacher_ckpt=args.teacher_ckpt, overrides=overrides, log_file=args.log_file)
     except ConfigError as error:
         raise SystemExit(f'config error: {error}')
+    except (CheckpointError, TrainingDivergedError, TeacherCacheError, OutputWriteError) as error:
+        raise SystemExit(f'error: {error}')
     except FileNotFoundError as error:  # a data set or checkpoint that is not on this machine
         raise SystemExit(f'error: {error}')
     finally:

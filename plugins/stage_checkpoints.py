@@ -20,24 +20,11 @@ from .evaluation import get_metric
 
 logger = def_logger.getChild(__name__)
 
-__all__ = ['StageCheckpoints', 'DST_FORMATS', 'load_weights_on_all_ranks']
+__all__ = ['StageCheckpoints', 'DST_FORMATS']
 
 # 'torchdistill': {'model': state_dict, 'best_value': ...}, what torchdistill's load_ckpt and the image script
 # reload; 'save_pretrained': a Hugging Face model folder, what the text-classification script reloads.
 DST_FORMATS = ('torchdistill', 'save_pretrained')
-
-
-def load_weights_on_all_ranks(path: str, model: torch.nn.Module) -> None:
-    """Loads the ``model`` entry of a checkpoint we wrote (weights only) into ``model`` on every rank.
-
-    Only rank 0 reads the file (it wrote it; nodes need no shared file system) and broadcasts the weights.
-    """
-    if dist_util.is_main_process():
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f'stage checkpoint {path!r} does not exist')
-        state = torch.load(path, weights_only=True, map_location='cpu')
-        model.load_state_dict(state['model'], strict=True)
-    dist_util.broadcast_module_state(model)
 
 
 def _save_pretrained_atomically(model: torch.nn.Module, folder: str) -> None:
@@ -110,7 +97,7 @@ class StageCheckpoints:
             raise RuntimeError(f"stage {current['stage']}: no epoch had a finite validation "
                                f'{self.metric.primary}, so there is no best checkpoint to continue from')
         dist_util.barrier()
-        load_weights_on_all_ranks(self.stage_path(current['stage']), model)
+        dist_util.load_ckpt_on_all_ranks(self.stage_path(current['stage']), model)  # weights only, checked
         logger.info('Stage %d ends on its best checkpoint: epoch %d, validation %s %.4f (%s)', current['stage'],
                     current['best_epoch'], self.metric.primary, current['best_val'], self.stage_path(current['stage']))
 

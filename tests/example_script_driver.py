@@ -4,7 +4,7 @@ torchdistill's ``examples/torchvision/image_classification.py`` (checked against
 3e4373c45214c5c56eebac481d5bfe8b8735aa05; torchdistill 1.1.5 installed) is not part of the pip package and is
 not copied here. What matters for our plugins is the order of its calls, which this driver follows:
 
-1. teacher and student from torchdistill's model registry, each ``src_ckpt`` through torchdistill's
+1. ``set_seed(--seed)``; teacher and student from torchdistill's model registry, each ``src_ckpt`` through torchdistill's
    ``load_ckpt`` (which only logs a missing file); ``models.student_model.dst_ckpt`` read (a KeyError without it);
 2. the (multi-stage) distillation box, or the training box without a teacher; ``train.log_freq`` read;
 3. ``best = 0.0``; every epoch: ``pre_epoch_process(epoch=...)``, the training loop (``forward_process``,
@@ -17,7 +17,7 @@ The script never leaves its validation result on the box; ``report_validation=Tr
 as our runner does, so that the tests cover both kinds of driver.
 """
 import torch
-from torchdistill.common.main_util import load_ckpt, save_ckpt
+from torchdistill.common.main_util import load_ckpt, save_ckpt, set_seed
 from torchdistill.common.module_util import check_if_wrapped
 from torchdistill.core.distillation import get_distillation_box
 from torchdistill.core.training import get_training_box
@@ -53,10 +53,12 @@ def _train_one_epoch(box, device):
         sample_batch, targets = to_device(sample_batch, device), to_device(targets, device)
         loss = box.forward_process(sample_batch, targets, supp_dict)
         box.post_forward_process(loss=loss)
+        if not torch.isfinite(loss):  # the script stops on a NaN / infinite loss after the step, as here
+            raise ValueError(f'The training loop was broken due to loss = {loss}')
 
 
 def run_like_image_script(config, device='cpu', validate=None, on_box=None, on_epoch_start=None,
-                          report_validation=False):
+                          report_validation=False, seed=0):
     """Trains ``config`` (a loaded YAML dict) in the image script's call order; returns what the tests inspect.
 
     ``validate(box, epoch, student)`` replaces the top-1 validation (scripted values); ``on_box(box)`` sees the
@@ -64,6 +66,7 @@ def run_like_image_script(config, device='cpu', validate=None, on_box=None, on_e
     ``student`` (reloaded from ``dst_ckpt``), ``teacher``, ``box``, per-epoch ``val`` values, the epochs at which
     ``dst_ckpt`` was saved (``saved``) and the test top-1 accuracy (``test``).
     """
+    set_seed(seed)  # the script's --seed
     device = torch.device(device)
     models = config['models']
     teacher = _load_model(models['teacher_model'], device) if 'teacher_model' in models else None

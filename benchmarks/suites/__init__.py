@@ -23,6 +23,7 @@ SUITES = {
     'digits': ('.digits', 'build_digits'),
     'digits_tuning': ('.digits', 'build_digits_tuning'),
     'sinusoid': ('.sinusoid', 'build_sinusoid'),
+    'noisy_sinusoid': ('.noisy_sinusoid', 'build_noisy_sinusoid'),
     'cifar10': ('.cifar', 'build_cifar10'),
     'cifar100': ('.cifar', 'build_cifar100'),
     'glue': ('.glue', 'build_glue'),

@@ -6,7 +6,9 @@ are ``yaml_configs/<dataset>/...`` (written by ``yaml_configs/cifar_configs.py``
 
 - ``family``: ``resnet`` or ``cnn``;
 - ``data_root``: the folder holding ``cifar-10-batches-py/`` / ``cifar-100-python/`` (sets ``KD_DATA_ROOT``);
-- ``download``: true to download missing data (sets ``KD_DOWNLOAD=1``; no download otherwise).
+- ``download``: true to download missing data (sets ``KD_DOWNLOAD=1``; no download otherwise);
+- ``ablations``: true adds the Continuation-KD paper's Table-7 ablations and our older continuation variant
+  (``benchmarks/suites/continuation.py``).
 
 The data options are set as environment variables here, before any config is loaded, because the configs
 build their datasets while the YAML is read (``!import_call``).
@@ -14,6 +16,7 @@ build their datasets while the YAML is read (``!import_call``).
 import os
 
 from .base import MethodSpec, Suite
+from .continuation import CONTINUATION_LOSS, continuation_methods, temperature_variant
 
 __all__ = ['build_cifar10', 'build_cifar100', 'build_cifar', 'FAMILIES', 'PAPER_RESULTS', 'OPTIONS']
 
@@ -21,7 +24,7 @@ FAMILIES = {
     'resnet': {'teacher': 'resnet110', 'ta': 'resnet20', 'student': 'resnet8'},
     'cnn': {'teacher': 'plain_cnn10', 'ta': 'plain_cnn4', 'student': 'plain_cnn2'},
 }
-OPTIONS = ('family', 'data_root', 'download')
+OPTIONS = ('family', 'data_root', 'download', 'ablations')
 # Test accuracy (%) reported by the Annealing-KD paper (Tables 1 and 2; single runs): the reference for our runs.
 PAPER_RESULTS = {
     ('cifar10', 'resnet'): {'teacher': 93.8, 'ta': 92.39, 'scratch': 88.44, 'kd': 88.45, 'takd': 88.47,
@@ -33,6 +36,8 @@ PAPER_RESULTS = {
     ('cifar100', 'cnn'): {'teacher': 64.89, 'ta': 60.73, 'scratch': 51.35, 'kd': 51.62, 'takd': 51.85,
                           'annealing_kd': 53.35},
 }
+# Continuation-KD paper (Tables 1-2; same baselines), test accuracy %: only the ResNet family was reported.
+CONTINUATION_PAPER_RESULTS = {('cifar10', 'resnet'): 90.21, ('cifar100', 'resnet'): 64.2}
 QUICK_EPOCHS = 2
 _TRUE, _FALSE = ('1', 'true', 'yes'), ('0', 'false', 'no', '')
 
@@ -81,13 +86,18 @@ def build_cifar(dataset, options=None, quick=False):
         'takd': MethodSpec(f'{base}/takd/{student}_from_{ta}.yaml', teacher_role='ta'),
         'annealing_kd': MethodSpec(f'{base}/annealing_kd/{student}_from_{teacher}.yaml',
                                    overrides=dict(QUICK_ANNEALING_OVERRIDES) if quick else {}),
-        'continuation_kd': MethodSpec(f'{base}/continuation_kd/{student}_from_{teacher}.yaml'),
     }
-    paper = PAPER_RESULTS[(dataset, family)]
+    methods.update(continuation_methods(  # our variant: the former continuation_kd config's loss (KD T 20 -> 5)
+        f'{base}/continuation_kd/{student}_from_{teacher}.yaml', QUICK_EPOCHS if quick else None,
+        _flag(options.get('ablations', False), 'ablations'), {CONTINUATION_LOSS: temperature_variant(5.0, 20.0)}))
+    paper = dict(PAPER_RESULTS[(dataset, family)])
+    if (dataset, family) in CONTINUATION_PAPER_RESULTS:
+        paper['continuation_kd'] = CONTINUATION_PAPER_RESULTS[(dataset, family)]
     description = (f'{dataset.upper()}, {family} family: student {student}, teacher {teacher}, TA {ta} '
                    f'(Annealing-KD paper, Tables 1-2 and 6: 160 epochs, Annealing-KD 160 + 160 as in the paper; '
                    f'an equal student budget, e.g. 160 epochs = 80 + 80 for Annealing-KD, is the harness\'s '
-                   f'student epoch override). Paper test accuracy (single runs): '
+                   f'student epoch override; Continuation-KD: 200 epochs, its paper\'s setting). '
+                   f'Paper test accuracy (single runs): '
                    + ', '.join(f'{method} {value}' for method, value in paper.items())
                    + ('. QUICK smoke run: not a result.' if quick else '.'))
     return Suite(name=f'{dataset}-{family}', description=description, teacher_config=f'{base}/ce/{teacher}.yaml',
@@ -96,10 +106,10 @@ def build_cifar(dataset, options=None, quick=False):
 
 
 def build_cifar10(options=None, quick=False):
-    """CIFAR-10 suite (``options``: family, data_root, download)."""
+    """CIFAR-10 suite (``options``: family, data_root, download, ablations)."""
     return build_cifar('cifar10', options, quick)
 
 
 def build_cifar100(options=None, quick=False):
-    """CIFAR-100 suite (``options``: family, data_root, download)."""
+    """CIFAR-100 suite (``options``: family, data_root, download, ablations)."""
     return build_cifar('cifar100', options, quick)

@@ -9,7 +9,9 @@ DistilRoBERTa) or ``bert`` (teacher 24-layer BERT, TA BERT-base, student BERT-Sm
 - ``data_root``: folder of the official GLUE TSVs (``CoLA/``, ``SST-2/``, ...; sets ``KD_GLUE_DATA``); without it
   the Hugging Face dataset is used (``hf_dataset``, default ``nyu-mll/glue``; sets ``KD_GLUE_HF_DATASET``);
 - ``teacher``, ``ta``, ``student``, ``tokenizer``: hub ids or local ``save_pretrained`` folders (set
-  ``KD_GLUE_TEACHER``, ``KD_GLUE_TA``, ``KD_GLUE_STUDENT``, ``KD_GLUE_TOKENIZER``) for offline runs.
+  ``KD_GLUE_TEACHER``, ``KD_GLUE_TA``, ``KD_GLUE_STUDENT``, ``KD_GLUE_TOKENIZER``) for offline runs;
+- ``ablations``: true adds the Continuation-KD paper's Table-7 ablations and our older continuation variant
+  (``benchmarks/suites/continuation.py``).
 
 The options are set as environment variables here, before any config is loaded, because the configs build
 their datasets while the YAML is read (``!import_call``) and their models read the names at build time.
@@ -18,6 +20,7 @@ The test metric is the official dev set; model selection uses 10 % of the traini
 import os
 
 from .base import MethodSpec, Suite
+from .continuation import CONTINUATION_LOSS, LOGITS_IO, continuation_methods, parse_flag, temperature_variant
 
 __all__ = ['build_glue', 'FAMILIES', 'PAPER_RESULTS', 'OPTIONS', 'TASKS']
 
@@ -27,7 +30,7 @@ FAMILIES = {
 }
 TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')
 DEFAULT_TASK = 'rte'
-OPTIONS = ('task', 'family', 'data_root', 'hf_dataset', 'teacher', 'ta', 'student', 'tokenizer')
+OPTIONS = ('task', 'family', 'data_root', 'hf_dataset', 'teacher', 'ta', 'student', 'tokenizer', 'ablations')
 _ENV_VARS = {'data_root': 'KD_GLUE_DATA', 'hf_dataset': 'KD_GLUE_HF_DATASET', 'teacher': 'KD_GLUE_TEACHER',
              'ta': 'KD_GLUE_TA', 'student': 'KD_GLUE_STUDENT', 'tokenizer': 'KD_GLUE_TOKENIZER'}
 _PATH_OPTIONS = ('data_root', 'teacher', 'ta', 'student', 'tokenizer')
@@ -55,6 +58,9 @@ PAPER_RESULTS = {
         'annealing_kd': (35.98, 61.0, 86.2, 74.54, 89.44, 83.14, 86.5, (73.85, 74.84), 54.92),
     }),
 }
+# Continuation-KD paper, dev set (single runs; no WNLI): its Continuation-KD row for DistilRoBERTa.
+CONTINUATION_PAPER_RESULTS = {'roberta': {'cola': 63.75, 'rte': 77.62, 'mrpc': 91.93, 'stsb': 89.71, 'sst2': 93.58,
+                                          'qnli': 91.76, 'qqp': 91.64, 'mnli': 85.16}}
 QUICK_EPOCHS = 1
 
 
@@ -80,7 +86,23 @@ def _quick_overrides(method):
 def _paper_text(family, task):
     def show(value):
         return f'{value[0]}/{value[1]}' if isinstance(value, tuple) else f'{value}'
-    return ', '.join(f'{method} {show(values[task])}' for method, values in PAPER_RESULTS[family].items())
+    text = ', '.join(f'{method} {show(values[task])}' for method, values in PAPER_RESULTS[family].items())
+    continuation = CONTINUATION_PAPER_RESULTS.get(family, {}).get(task)
+    return text + (f'; Continuation-KD paper: continuation_kd {continuation}' if continuation is not None else '')
+
+
+def _continuation_variant(task):
+    """Overrides turning the continuation_kd config into our former variant (KD T 4 -> 1 with noise mitigation;
+    for the STS-B regression, Phi-annealed teacher output, T_max 10, mixed 0.5 / 0.5 with MSE to the score)."""
+    if task != 'stsb':
+        return {CONTINUATION_LOSS: temperature_variant(1.0, 4.0)}
+    label = {'criterion': {'key': 'MSELoss', 'kwargs': {'reduction': 'mean'}}, 'weight': 0.5, 'criterion_wrapper': {
+        'key': 'SimpleLossWrapper', 'kwargs': {'input': {'is_from_teacher': False, 'module_path': '.', 'io': 'output'},
+                                               'target': {'uses_label': True}}}}
+    annealed = {'criterion': {'key': 'ContinuationKDLoss', 'kwargs': dict(
+        LOGITS_IO, objective='logit_annealing', max_temperature=10, reduction='mean', schedule={'shape': 'cosine'})},
+        'weight': 0.5}
+    return {'train.criterion.kwargs.sub_terms': {'continuation_kd': annealed, 'mse': label}}
 
 
 def build_glue(options=None, quick=False):
@@ -102,12 +124,14 @@ def build_glue(options=None, quick=False):
         'takd': MethodSpec(f'{base}/takd/{student}_from_{ta}.yaml', teacher_role='ta', note=f'KD from the TA {ta}'),
         'annealing_kd': MethodSpec(f'{base}/annealing_kd/{student}_from_{teacher}.yaml',
                                    note='Algorithm 1: Stage I annealed logits, Stage II labels'),
-        'continuation_kd': MethodSpec(f'{base}/continuation_kd/{student}_from_{teacher}.yaml',
-                                      note='our continuation formulation'),
     }
     if quick:
         methods = {method: MethodSpec(spec.config, spec.teacher_role, _quick_overrides(method), note=spec.note)
                    for method, spec in methods.items()}
+    methods.update(continuation_methods(f'{base}/continuation_kd/{student}_from_{teacher}.yaml',
+                                        QUICK_EPOCHS if quick else None,
+                                        parse_flag(options.get('ablations', False), 'ablations'),
+                                        _continuation_variant(task)))
     table = 'Tables 3 and 8' if family == 'roberta' else 'Tables 5 and 11'
     description = (f'GLUE {task}, {family} family: student {student}, teacher {teacher}, TA {ta} (Annealing-KD '
                    f'paper, {table}); test = official dev set, validation = 10 % of train. Paper dev results: '

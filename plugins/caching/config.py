@@ -1,9 +1,9 @@
 """The runner's ``teacher_cache:`` section: one switch that declares the cache in every stage that reads the teacher."""
 import copy
 
-from ..config_checks import ConfigError, uses_teacher
+from ..config_checks import ConfigError, check_directory, uses_teacher
 from .dataset import TeacherCacheDatasetWrapper
-from .teacher import CACHE_MODES, CachedTeacherWrapper
+from .teacher import CACHE_MODES, CachedTeacherWrapper, default_cache_dir
 
 __all__ = ['TEACHER_CACHE_DEFAULTS', 'teacher_cache_settings', 'apply_teacher_cache']
 
@@ -73,6 +73,8 @@ def apply_teacher_cache(config, stages):
     settings = teacher_cache_settings(config.get('teacher_cache'))
     if settings['mode'] == 'off':
         return config
+    if settings['mode'] != 'memory':  # a cache_dir that is a file would fail only after training started
+        check_directory(settings['cache_dir'] or default_cache_dir(), 'teacher_cache.cache_dir')
     config = dict(config, train=copy.deepcopy(config['train']))
     loader, inherited_wrapped = None, False
     for field, _, criterion in stages:

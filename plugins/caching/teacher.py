@@ -5,9 +5,9 @@ torchdistill 1.1.5 has no teacher-output cache (its source has no ``cache_output
 stage's ``teacher.auxiliary_model_wrapper`` and reads the sample indices and keys that
 :class:`TeacherCacheDatasetWrapper` puts in ``supp_dict``.
 """
-import importlib
-import json
+import collections
 import os
+import sys
 from collections.abc import Mapping
 
 import torch
@@ -17,7 +17,8 @@ from torchdistill.models.wrapper import AuxiliaryModelWrapper
 
 from ..registry import register_new_auxiliary_model_wrapper
 from .fingerprint import module_fingerprint, tensor_versions
-from .store import DiskStore, MemoryStore, OutputSpec
+from .disk_store import CacheDamaged, DiskStore, discard_cache
+from .store import MemoryStore, OutputSpec
 
 logger = def_logger.getChild(__name__)
 
@@ -51,12 +52,21 @@ def _type_path(output_type):
     return f'{output_type.__module__}:{output_type.__qualname__}'
 
 
-def _import_type(path):
-    module_name, _, qualname = path.partition(':')
-    obj = importlib.import_module(module_name)
-    for part in qualname.split('.'):
-        obj = getattr(obj, part)
-    return obj
+def _subclasses(cls):
+    for subclass in cls.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
+
+
+def _known_type(path):
+    """The output type a disk cache recorded (``module:qualname``) when it is a tensor, a dict or a transformers
+    ``ModelOutput`` that this process has already loaded; otherwise None, and the type is learnt from the
+    teacher's next output. A name read from disk is never imported or looked up on a module."""
+    candidates = [torch.Tensor, dict, collections.OrderedDict]
+    generic = sys.modules.get('transformers.utils.generic')  # only if transformers is already imported
+    if generic is not None and hasattr(generic, 'ModelOutput'):
+        candidates += [generic.ModelOutput, *_subclasses(generic.ModelOutput)]
+    return next((candidate for candidate in candidates if _type_path(candidate) == path), None)
 
 
 @register_new_auxiliary_model_wrapper
@@ -70,7 +80,9 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
     place, e.g. ``load_state_dict``, and at the next epoch after parameter objects are replaced), the
     dataset (class, length, transforms) and every sample's content, so a change of teacher, data or transform
     is never served stale. ``mode``: ``memory`` (tensors on the outputs' device), ``disk`` (``.npy`` memory
-    maps under ``cache_dir``, reused by later runs with the same teacher and data) or ``auto`` (a disk cache an
+    maps under ``cache_dir``, reused by later runs with the same teacher and data after their sizes and per-row
+    checksums are verified; a damaged one is discarded with a warning and rebuilt, see
+    :mod:`~plugins.caching.disk_store`) or ``auto`` (a disk cache an
     earlier run left is reused; otherwise memory when the whole cache fits in ``max_memory_mb``, disk when it
     does not, or when training is distributed: the ranks then fill one shared cache, whereas each rank's
     memory cache would only see the samples its sampler gives it). Caching is skipped, with one warning, when it
@@ -165,30 +177,38 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         name = f'{self._fingerprint[:20]}-{dataset_key & (2 ** 64 - 1):016x}-{num_samples}'
         return os.path.join(self.cache_dir, name)
 
-    def _open_disk_store(self, dataset_key, num_samples):
-        """A disk cache an earlier run left for this teacher and dataset, or None."""
-        directory = self._disk_directory(dataset_key, num_samples)
-        try:
-            with open(os.path.join(directory, 'meta.json')) as fp:
-                meta = json.load(fp)
-            output_type = _import_type(meta['output_type'])
-            spec = OutputSpec((name, shape, getattr(torch, dtype)) for name, shape, dtype in meta['fields'])
-        except (OSError, ValueError, KeyError, ImportError, AttributeError):
+    def _verified_disk_store(self, directory, num_samples, spec=None):
+        """The cache in ``directory`` after every check passed, or None (none there, or damaged: discarded)."""
+        if not os.path.isdir(directory):
             return None
-        store = DiskStore(directory, num_samples, spec, meta)
-        logger.info('Teacher-output cache: reusing %s (%d of %d rows filled)', directory, store.num_filled(),
-                    num_samples)
-        return self._remember(dataset_key, store, output_type)
+        try:
+            return DiskStore.open(directory, num_samples, spec)
+        except CacheDamaged as damage:
+            logger.warning('Teacher-output cache %s is damaged (%s): discarded; it is rebuilt from the teacher',
+                           directory, damage)
+            discard_cache(directory)
+            return None
+
+    def _open_disk_store(self, dataset_key, num_samples):
+        """A verified disk cache an earlier run left for this teacher and dataset, or None."""
+        store = self._verified_disk_store(self._disk_directory(dataset_key, num_samples), num_samples)
+        if store is None:
+            return None
+        logger.info('Teacher-output cache: reusing %s (%d of %d rows filled, checksums verified)', store.directory,
+                    store.num_filled(), num_samples)
+        return self._remember(dataset_key, store, _known_type(store.meta.get('output_type')))
 
     def _new_store(self, dataset_key, num_samples, spec, output_type, device):
         size_mb = num_samples * spec.row_bytes() / 2 ** 20
         if self.mode == 'memory' or (self.mode == 'auto' and size_mb <= self.max_memory_mb and not self.distributed):
             store = MemoryStore(num_samples, spec, device)
         else:
-            store = DiskStore(self._disk_directory(dataset_key, num_samples), num_samples, spec,
-                              meta={'teacher': self._fingerprint, 'dataset': dataset_key,
-                                    'teacher_class': type(self.teacher).__name__,
-                                    'forward_proc': self.forward_proc_name, 'output_type': _type_path(output_type)})
+            directory = self._disk_directory(dataset_key, num_samples)
+            store = self._verified_disk_store(directory, num_samples, spec) or DiskStore.create(
+                directory, num_samples, spec,
+                meta={'teacher': self._fingerprint, 'dataset': dataset_key,
+                      'teacher_class': type(self.teacher).__name__, 'forward_proc': self.forward_proc_name,
+                      'output_type': _type_path(output_type)})
         logger.info('Teacher-output cache: %s store for %d samples (%.1f MiB)%s', store.mode, num_samples, size_mb,
                     f' in {store.directory}' if store.mode == 'disk' else '')
         return self._remember(dataset_key, store, output_type)
@@ -209,7 +229,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         num_samples = int(torch.as_tensor(supp_dict['cache_size']).reshape(-1)[0])
         store, output_type = self.stores.get(dataset_key) or \
             (self._open_disk_store(dataset_key, num_samples) if self.mode != 'memory' else None) or (None, None)
-        if store is not None and store.contains(indices, keys):
+        if store is not None and output_type is not None and store.contains(indices, keys):
             self.hits += len(indices)
             names = [name for name, _, _ in store.spec.fields]
             return _rebuild(output_type, names, store.read(indices, self._output_device(store)))

@@ -2,6 +2,7 @@
 from continuation import ContinuationSchedule, LogitAnnealing
 
 from ..registry import register_new_loss_wrapper, register_new_mid_level_loss
+from .outputs import logits_of
 from .scheduled import ScheduledLoss
 
 __all__ = ['AnnealingKDLoss', 'AnnealedTeacherLossWrapper']
@@ -15,8 +16,9 @@ class AnnealingKDLoss(ScheduledLoss):
     share of the stage's epochs (the last epoch is at T = 1); Phi is ``linear`` (the paper's
     1 - (T - 1) / tau_max), ``cosine`` or ``exponential``. ``reduction='mean'`` averages over all elements
     like the authors' ``F.mse_loss``; ``'batchmean'`` is the paper's per-sample squared norm averaged over
-    the batch. Add the ``advance_loss_schedules`` pre-epoch hook to the stage so T follows the epochs;
-    Stage II is plain cross-entropy (see ``yaml_configs/``).
+    the batch. The outputs are logits tensors, or objects with ``.logits`` (Hugging Face ModelOutput). Add the
+    ``advance_loss_schedules`` pre-epoch hook to the stage so T follows the epochs; Stage II is plain
+    cross-entropy (see ``yaml_configs/``).
 
     .. code-block:: yaml
 
@@ -54,11 +56,9 @@ class AnnealingKDLoss(ScheduledLoss):
         """The current multiplier Phi(T) of the teacher's logits."""
         return self.objective.phi
 
-    def forward(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
-        loss = self.objective(student_io_dict[self.student_module_path][self.student_module_io],
-                              teacher_io_dict[self.teacher_module_path][self.teacher_module_io])
-        self.advance_iteration()
-        return loss
+    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+        return self.objective(logits_of(student_io_dict[self.student_module_path][self.student_module_io]),
+                              logits_of(teacher_io_dict[self.teacher_module_path][self.teacher_module_io]))
 
     def extra_repr(self):
         return f'max_temperature={self.objective.max_temperature}, annealing={self.objective.annealing!r}, ' \
@@ -90,11 +90,9 @@ class AnnealedTeacherLossWrapper(ScheduledLoss):
         self.teacher_module_path = teacher_module_path
         self.teacher_module_io = teacher_module_io
 
-    def forward(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
         annealed_io_dict = dict(teacher_io_dict)
         annealed_io_dict[self.teacher_module_path] = dict(teacher_io_dict[self.teacher_module_path])
         annealed_io_dict[self.teacher_module_path][self.teacher_module_io] = \
             teacher_io_dict[self.teacher_module_path][self.teacher_module_io] * self.objective.phi
-        loss = self.criterion(student_io_dict, annealed_io_dict, targets, *args, **kwargs)
-        self.advance_iteration()
-        return loss
+        return self.criterion(student_io_dict, annealed_io_dict, targets, *args, **kwargs)

@@ -1,7 +1,8 @@
-"""Continuation-KD objectives as one torchdistill loss."""
+"""Continuation-KD (Jafari et al., EMNLP 2022 Findings) and our continuation variants as one torchdistill loss."""
 from continuation import build_objective
 
 from ..registry import register_new_mid_level_loss
+from .outputs import logits_of, own_loss_of
 from .scheduled import ScheduledLoss, build_schedule
 
 __all__ = ['ContinuationKDLoss']
@@ -9,15 +10,23 @@ __all__ = ['ContinuationKDLoss']
 
 @register_new_mid_level_loss
 class ContinuationKDLoss(ScheduledLoss):
-    """A continuation KD objective L(theta; lambda) with lambda driven by a schedule over the stage.
+    """Continuation-KD: L = psi * CE(z_s, y) + (1 - psi) * mean_i max(0, d(z_s, a_t z_t) - m a_m), one stage.
 
-    ``objective`` names a member of :data:`continuation.OBJECTIVES` (``temperature``, ``target``, ``kd``,
-    ``logit_annealing``); the remaining keyword arguments are that objective's (``temperature``, ``alpha``,
-    ``max_temperature``, ``direction``, ``noise_mitigation``, ...), and unknown ones are rejected.
-    ``schedule`` is ``{shape: linear|cosine|step|exponential, num_levels, rate, per_iteration}``.
-    At lambda = 1 the KL objectives equal torchdistill's ``KDLoss`` with the same ``temperature`` and ``alpha``.
-    These objectives are our own formulation (the Continuation-KD paper's equations are not public); see
-    ``continuation/objectives.py`` and the README for each formula and its source.
+    ``objective: 'annealed_hinge'`` (default) is the published method (Eqs. 3-8; :mod:`continuation.hinge`):
+    phi(T) = 1 - (T - 1) / T_max with T stepping from ``max_temperature`` down to 1 over the run, a_t = phi(T)
+    (``anneal_teacher``) and a_m = phi(T) (``anneal_margin``) else 1, ``margin`` m >= 0 (default
+    ``continuation.DEFAULT_MARGIN``, provisional: the paper does not state it), ``distance_reduction`` 'mean'
+    or 'sum' over the logits (m is on that scale), ``psi`` the label weight's schedule (default Eq. 7:
+    ``{ramp: '3/4'}``; Eq. 8: ``{ramp: '4/3', switch: '2/3'}``; fixed: ``{value: 0.5}``; per-iteration with
+    ``per_iteration: true``; see :class:`continuation.PsiSchedule`), ``task`` 'classification' or 'regression'
+    (MSE to the label). Table 7's ablations switch ``anneal_teacher``, ``anneal_margin`` and a fixed ``psi``.
+    Without labels (``targets`` None) the label term is the student output's own ``.loss`` (Hugging Face);
+    outputs may be logits tensors or objects with ``.logits``.
+
+    Our variants stay available by name (``temperature``, ``logit_annealing``, ``target``, ``kd``, see
+    :mod:`continuation.objectives`), with a lambda ``schedule``: ``{shape: linear|cosine|step|exponential,
+    num_levels, rate, per_iteration}``. Unknown keyword arguments are rejected by name. Add
+    ``pre_epoch_process: 'advance_loss_schedules'`` to the stage.
 
     .. code-block:: yaml
 
@@ -29,30 +38,39 @@ class ContinuationKDLoss(ScheduledLoss):
               student_module_io: 'output'
               teacher_module_path: '.'
               teacher_module_io: 'output'
-              objective: 'temperature'
-              temperature: 4.0
-              alpha: 0.5
-              max_temperature: 16.0
-              schedule: {shape: 'cosine'}
-              noise_mitigation: {threshold: 0.2, mode: 'mask'}
+              max_temperature: 20
+              margin: 1.0
+              psi: {ramp: '3/4'}   # Eq. 7: psi = min(1, e / 150) in a 200-epoch run
           weight: 1.0
     """
 
     def __init__(self, student_module_path, student_module_io, teacher_module_path, teacher_module_io,
-                 objective='temperature', schedule=None, **objective_kwargs):
-        schedule, per_iteration = build_schedule(schedule)
-        super().__init__(build_objective(objective, **objective_kwargs), schedule, per_iteration=per_iteration)
+                 objective='annealed_hinge', schedule=None, **objective_kwargs):
+        if objective == 'annealed_hinge':
+            if schedule is not None:
+                raise ValueError("schedule applies to the lambda objectives (temperature, logit_annealing, target, "
+                                 "kd); annealed_hinge steps T by max_temperature and weighs the label by psi "
+                                 "(per iteration: psi: {..., per_iteration: true})")
+            built = build_objective(objective, **objective_kwargs)
+            super().__init__(built, None, per_iteration=built.psi_schedule.per_iteration)
+        else:
+            schedule, per_iteration = build_schedule(schedule)
+            super().__init__(build_objective(objective, **objective_kwargs), schedule, per_iteration=per_iteration)
         self.objective_name = objective
         self.student_module_path = student_module_path
         self.student_module_io = student_module_io
         self.teacher_module_path = teacher_module_path
         self.teacher_module_io = teacher_module_io
 
-    def forward(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
-        loss = self.objective(student_io_dict[self.student_module_path][self.student_module_io],
-                              teacher_io_dict[self.teacher_module_path][self.teacher_module_io], targets)
-        self.advance_iteration()
-        return loss
+    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+        student_output = student_io_dict[self.student_module_path][self.student_module_io]
+        teacher_logits = logits_of(teacher_io_dict[self.teacher_module_path][self.teacher_module_io])
+        if targets is None and self.objective.accepts_label_loss:
+            return self.objective(logits_of(student_output), teacher_logits, None,
+                                  label_loss=own_loss_of(student_output))
+        return self.objective(logits_of(student_output), teacher_logits, targets)
 
     def extra_repr(self):
+        if self.schedule is None:
+            return f'objective={self.objective_name!r}, per_iteration={self.per_iteration}'
         return f'objective={self.objective_name!r}, schedule={self.schedule!r}, per_iteration={self.per_iteration}'

@@ -3,18 +3,29 @@ from torch import nn
 
 from continuation import ContinuationSchedule
 
-__all__ = ['ScheduledLoss', 'find_scheduled_losses']
+__all__ = ['ScheduledLoss', 'find_scheduled_losses', 'build_schedule', 'UNPOSITIONED_MESSAGE']
+
+UNPOSITIONED_MESSAGE = (
+    "{name} was called in training mode before its schedule was positioned: add "
+    "pre_epoch_process: 'advance_loss_schedules' to the stage config (it moves every scheduled loss to the "
+    "current epoch), or call set_epoch / set_progress when using the loss outside a training loop")
 
 
 class ScheduledLoss(nn.Module):
-    """Drives ``self.objective`` (a :class:`continuation.ContinuationObjective`) with a :class:`ContinuationSchedule`.
+    """Drives ``self.objective`` (a :class:`continuation.ContinuationObjective`) along the training position.
 
-    The pre-epoch hook ``advance_loss_schedules`` calls :meth:`set_epoch` at the start of every epoch.
-    Per-iteration scheduling counts forward calls inside the epoch. Without a training loop, use
-    :meth:`set_progress`. A freshly built loss is at the start of its schedule (lambda = 0).
+    With a ``schedule`` (:class:`continuation.ContinuationSchedule`) the position sets the objective's lambda;
+    without one the objective positions itself (``set_position(epoch, num_epochs)`` and
+    ``check_num_epochs(num_epochs, field)``, e.g. :class:`continuation.AnnealedHingeKD`). The pre-epoch hook
+    ``advance_loss_schedules`` calls :meth:`set_epoch` at the start of every epoch; per-iteration scheduling
+    counts training forwards inside the epoch; without a training loop, use :meth:`set_epoch` or
+    :meth:`set_progress`. A training-mode forward before any of these raises (a schedule that never moves would
+    silently train the whole run at its first value); eval-mode forwards are allowed.
+
+    Subclasses implement :meth:`compute_loss`, the loss at the current position.
     """
 
-    def __init__(self, objective, schedule, per_iteration=False):
+    def __init__(self, objective, schedule=None, per_iteration=False):
         super().__init__()
         if not isinstance(per_iteration, bool):
             raise ValueError(f'schedule.per_iteration must be true or false, got {per_iteration!r}')
@@ -22,14 +33,26 @@ class ScheduledLoss(nn.Module):
         self.schedule = schedule
         self.per_iteration = per_iteration
         self._epoch, self._num_epochs, self._iterations_per_epoch, self._iteration = 0, None, 1, 0
+        self._positioned = False
 
     def check_stage(self, num_epochs, field='num_epochs'):
         """Raises ``ValueError`` before training when a stage of ``num_epochs`` cannot hold the schedule."""
-        self.schedule.check_num_steps(num_epochs, field=field)
+        if self.schedule is None:
+            self.objective.check_num_epochs(num_epochs, field=field)
+        else:
+            self.schedule.check_num_steps(num_epochs, field=field)
 
     def set_progress(self, step, num_steps):
-        """Sets lambda to the schedule's value at ``step`` of ``num_steps`` (0-based) and returns the state."""
-        self.objective.set_lambda(self.schedule(step, num_steps))
+        """Moves the objective to ``step`` of ``num_steps`` (0-based) and returns the state.
+
+        Steps are epochs, or iterations for a lambda schedule run per iteration; an objective that positions
+        itself reads them as (possibly fractional) epochs of a stage of ``num_steps`` epochs.
+        """
+        if self.schedule is None:
+            self.objective.set_position(step, num_steps)
+        else:
+            self.objective.set_lambda(self.schedule(step, num_steps))
+        self._positioned = True
         return self.state()
 
     def set_epoch(self, epoch, num_epochs, iterations_per_epoch=1):
@@ -42,20 +65,33 @@ class ScheduledLoss(nn.Module):
     def _update(self):
         if self._num_epochs is None:
             return self.state()
-        if self.per_iteration:
-            step = min(self._epoch * self._iterations_per_epoch + self._iteration,
-                       self._num_epochs * self._iterations_per_epoch - 1)
-            return self.set_progress(step, self._num_epochs * self._iterations_per_epoch)
-        return self.set_progress(self._epoch, self._num_epochs)
+        if not self.per_iteration:
+            return self.set_progress(self._epoch, self._num_epochs)
+        iterations = self._iterations_per_epoch
+        if self.schedule is None:  # past the last forward of the last epoch, stay on it
+            return self.set_progress(self._epoch + min(self._iteration, iterations - 1) / iterations,
+                                     self._num_epochs)
+        step = min(self._epoch * iterations + self._iteration, self._num_epochs * iterations - 1)
+        return self.set_progress(step, self._num_epochs * iterations)
 
     def state(self):
-        """The objective's current lambda and derived quantities (T, Phi, alpha, ...)."""
+        """The objective's current schedule-dependent quantities (T, Phi, lambda, psi, ...)."""
         return self.objective.state()
 
     def advance_iteration(self):
         if self.per_iteration and self.training:
             self._iteration += 1
             self._update()
+
+    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+        raise NotImplementedError
+
+    def forward(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+        if self.training and not self._positioned:
+            raise RuntimeError(UNPOSITIONED_MESSAGE.format(name=type(self).__name__))
+        loss = self.compute_loss(student_io_dict, teacher_io_dict, targets, *args, **kwargs)
+        self.advance_iteration()
+        return loss
 
 
 def find_scheduled_losses(criterion):

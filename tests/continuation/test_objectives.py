@@ -116,7 +116,7 @@ def test_gradients_finite_for_extreme_logits(name, kwargs, lam):
 
 
 def test_bad_objective_configs_fail_with_the_field():
-    with pytest.raises(ValueError, match=r"objective must be one of \['kd', 'logit_annealing', 'target', 'temperature'\]"):
+    with pytest.raises(ValueError, match=r"objective must be one of \['annealed_hinge', 'kd', 'logit_annealing', 'target', 'temperature'\]"):
         build_objective('homotopy')
     with pytest.raises(ValueError, match="unexpected keyword argument 'temprature'"):
         build_objective('kd', temprature=4.0, alpha=0.5)
@@ -135,4 +135,4 @@ def test_bad_objective_configs_fail_with_the_field():
 
 
 def test_registry_lists_the_family():
-    assert sorted(OBJECTIVES) == ['kd', 'logit_annealing', 'target', 'temperature']
+    assert sorted(OBJECTIVES) == ['annealed_hinge', 'kd', 'logit_annealing', 'target', 'temperature']

@@ -233,10 +233,17 @@ def test_every_cifar10_config_runs_in_the_image_script_order(relative_path, tiny
     teacher_ckpt = random_ckpt(tmp_path / 'teacher.pt', teacher['key'], num_classes=10) if teacher else None
     multi_stage = 'stage1' in config['train']
     first = 'train.stage1' if multi_stage else 'train'
-    epochs = {'train.stage1.num_epochs': 10, 'train.stage2.num_epochs': 1} if multi_stage else {'train.num_epochs': 1}
+    # Stage I holds tau_max = 10 levels; Continuation-KD's T_max = 20 levels (and psi reaches 1 at 3/4 of the run)
+    epochs = {'train.stage1.num_epochs': 10, 'train.stage2.num_epochs': 1} if multi_stage else \
+        {'train.num_epochs': 20 if '/continuation_kd/' in relative_path else 1}
     epochs.update({f'{first}.train_data_loader.kwargs.num_workers': 0, f'{first}.val_data_loader.kwargs.num_workers': 0,
                    'test.test_data_loader.kwargs.num_workers': 0})
     relocate(config, tmp_path / 'run', teacher_ckpt, epochs)
+    if config['models'].get('student_model', config['models'].get('model'))['key'] == 'plain_cnn2':
+        # A test-only change: at lr 0.1 / 0.2 the 2-layer CNN diverges on these 36 random images (the loss
+        # reaches NaN within 10 steps); the mechanism under test does not depend on the learning rate.
+        for stage in [config['train']] if not multi_stage else [config['train']['stage1'], config['train']['stage2']]:
+            stage['optimizer']['kwargs']['lr'] = 0.01
     # Random models may score 0 % on the 4 validation images, and the script saves only above 0: script it.
     result = run_like_image_script(config, validate=lambda box, epoch, student: 50.0 + epoch)
     assert same_state(state_of(result['student']), saved_model(tmp_path / 'run' / 'student_best.pt'))
@@ -274,8 +281,6 @@ def test_teacher_cache_engages_under_the_image_script_order(digits_teachers, tmp
     assert calls[False] == [(batches, 0), (batches, 0)]  # the teacher in training mode: never cached
 
 
-@pytest.mark.xfail(reason='the guard in ScheduledLoss comes with the Continuation-KD branch (issue 11, item 2)',
-                   strict=False)
 def test_a_scheduled_loss_without_its_hook_fails_before_the_first_optimiser_step(digits_teachers, tmp_path):
     config = relocate(load('digits/annealing_kd/mlp4_from_mlp256.yaml'), tmp_path / 'run', digits_teachers['mlp256'],
                       short_epochs(load('digits/annealing_kd/mlp4_from_mlp256.yaml')))

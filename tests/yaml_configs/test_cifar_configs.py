@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 from torchdistill.models.registry import get_model
 
 from benchmarks.suites.cifar import FAMILIES, build_cifar10, build_cifar100
+from continuation import DEFAULT_MARGIN
 from plugins.config_checks import check_config
 from plugins.datasets.cifar import cifar_split
 from plugins.runner import apply_overrides, load_config, run_config
@@ -104,11 +105,14 @@ def test_table6_settings(path, tiny_cifar, tmp_path):
     stages = [config['train']] if 'stage1' not in config['train'] else \
         [config['train']['stage1'], config['train']['stage2']]
     assert len(stages) == (2 if method == 'annealing_kd' else 1)
+    # Continuation-KD runs the settings of its own paper: 200 epochs, lr 0.2, batch 32 (lr steps at 50% / 75%)
+    epochs, lr, milestones, batch_size = (200, 0.2, [100, 150], 32) if method == 'continuation_kd' else \
+        (160, 0.1, [80, 120], 128)
     for stage in stages:
-        assert stage['num_epochs'] == 160
-        assert stage['optimizer'] == {'key': 'SGD', 'kwargs': {'lr': 0.1, 'momentum': 0.9, 'weight_decay': 0.0001}}
-        assert stage['scheduler'] == {'key': 'MultiStepLR', 'kwargs': {'milestones': [80, 120], 'gamma': 0.1}}
-    assert stages[0]['train_data_loader']['kwargs']['batch_size'] == 128
+        assert stage['num_epochs'] == epochs
+        assert stage['optimizer'] == {'key': 'SGD', 'kwargs': {'lr': lr, 'momentum': 0.9, 'weight_decay': 0.0001}}
+        assert stage['scheduler'] == {'key': 'MultiStepLR', 'kwargs': {'milestones': milestones, 'gamma': 0.1}}
+    assert stages[0]['train_data_loader']['kwargs']['batch_size'] == batch_size
     terms = {name: term['criterion'] for stage in stages for name, term in
              stage['criterion']['kwargs']['sub_terms'].items()}
     expected_terms = {'ce': ['ce'], 'kd': ['kd'], 'takd': ['kd'], 'annealing_kd': ['annealing_kd', 'ce'],
@@ -130,9 +134,12 @@ def test_table6_settings(path, tiny_cifar, tmp_path):
     assert isinstance(config['train']['log_freq'], int)
     with open(full_path(path)) as f:  # the datasets are built when the YAML loads: read the kwargs in the text
         assert f.read().count("        root: '~/datasets'") == 3  # train, val and test
-    if method == 'continuation_kd':
+    if method == 'continuation_kd':  # the published objective, T_max 20, psi of Eq. 7
         kwargs = terms['continuation_kd']['kwargs']
-        assert (kwargs['temperature'], kwargs['alpha'], kwargs['max_temperature']) == (5.0, 0.5, 20.0)
+        assert {key: value for key, value in kwargs.items() if not key.endswith('_module_path')
+                and not key.endswith('_module_io')} == {
+            'objective': 'annealed_hinge', 'max_temperature': 20, 'margin': DEFAULT_MARGIN, 'distance_reduction': 'mean',
+            'psi': {'ramp': '3/4'}, 'anneal_teacher': True, 'anneal_margin': True, 'task': 'classification'}
     dummy_ckpt = tmp_path / 'teacher.pt'
     dummy_ckpt.write_bytes(b'')
     assert len(check_config(config, teacher_ckpt=str(dummy_ckpt))) == len(stages)
@@ -151,7 +158,8 @@ def test_methods_differ_from_vanilla_kd_only_where_the_method_does(dataset, fami
         'models.teacher_model.key', 'models.teacher_model.src_ckpt', dst}
     assert differences(kd, load('continuation_kd', f'{s}_from_{t}')) == {
         'train.criterion.kwargs.sub_terms.kd', 'train.criterion.kwargs.sub_terms.continuation_kd',
-        'train.pre_epoch_process', dst}
+        'train.pre_epoch_process', 'train.num_epochs', 'train.optimizer.kwargs.lr', 'train.scheduler.kwargs.milestones',
+        'train.train_data_loader.kwargs.batch_size', dst}  # the Continuation-KD paper's own settings
     scratch = load('ce', s)
     assert differences(scratch['models']['model'], kd['models']['student_model']) == {'dst_ckpt'}
     assert scratch['train']['model'] == {'forward_proc': 'forward_batch_only'}
@@ -171,15 +179,21 @@ def test_methods_differ_from_vanilla_kd_only_where_the_method_does(dataset, fami
 
 
 def quick_overrides(config_path, method):
-    """One epoch (two for the scheduled losses, so that their schedule moves), single-process data loading."""
+    """One epoch (more for the scheduled losses, so that their schedules move), single-process data loading.
+
+    Continuation-KD gets 4 epochs at T_max 4: the smallest run where Eq. 7's psi (ramp 3/4 of the run) reaches 1.
+    """
     prefix = 'train.stage1' if method == 'annealing_kd' else 'train'
     overrides = {f'{prefix}.train_data_loader.kwargs.num_workers': 0,
                  f'{prefix}.val_data_loader.kwargs.num_workers': 0, 'test.test_data_loader.kwargs.num_workers': 0}
     if method == 'annealing_kd':
         overrides.update({'train.stage1.num_epochs': 2, 'train.stage2.num_epochs': 1, 'train.stage1.criterion.kwargs.'
                           'sub_terms.annealing_kd.criterion.kwargs.max_temperature': 2})
+    elif method == 'continuation_kd':
+        overrides.update({'train.num_epochs': 4,
+                          'train.criterion.kwargs.sub_terms.continuation_kd.criterion.kwargs.max_temperature': 4})
     else:
-        overrides['train.num_epochs'] = 2 if method == 'continuation_kd' else 1
+        overrides['train.num_epochs'] = 1
     return overrides
 
 
@@ -205,9 +219,9 @@ def test_every_config_trains_on_tiny_cifar(path, tiny_cifar, tmp_path):
         teacher_ckpt = tiny_cifar[dataset, SHRUNK.get(teacher, teacher)]
     result = run_config(full_path(path), output_dir=str(tmp_path), teacher_ckpt=teacher_ckpt, overrides=overrides,
                         show_progress=False)
-    expected_epochs = {'annealing_kd': 3, 'continuation_kd': 2}.get(method, 1)
+    expected_epochs = {'annealing_kd': 3, 'continuation_kd': 4}.get(method, 1)
     assert result['epochs'] == len(result['history']) == expected_epochs
-    assert result['history'][0]['lr'] == 0.1
+    assert result['history'][0]['lr'] == (0.2 if method == 'continuation_kd' else 0.1)
     model = get_model(student_key, num_classes=NUM_CLASSES[dataset])
     assert result['student_params'] == sum(p.numel() for p in model.parameters())
     # The reported test accuracy is the saved best checkpoint's accuracy on the official test files.
@@ -216,8 +230,9 @@ def test_every_config_trains_on_tiny_cifar(path, tiny_cifar, tmp_path):
     schedules = [epoch['schedule'] for epoch in result['history']]
     if method == 'annealing_kd':  # T = tau_max (2) then 1, then Stage II without a schedule
         assert [s['AnnealingKDLoss']['T'] for s in schedules[:2]] == [2, 1] and schedules[2] == {}
-    if method == 'continuation_kd':  # the temperature falls from 20 to the KD temperature 5
-        assert [s['ContinuationKDLoss']['T'] for s in schedules] == [20.0, 5.0]
+    if method == 'continuation_kd':  # T = 4..1 over the run; Eq. 7: psi = e / (0.75 x 4)
+        assert [s['ContinuationKDLoss']['T'] for s in schedules] == [4, 3, 2, 1]
+        assert [s['ContinuationKDLoss']['psi'] for s in schedules] == pytest.approx([0, 1 / 3, 2 / 3, 1], abs=1e-12)
 
 
 @pytest.mark.parametrize('build, dataset', [(build_cifar10, 'cifar10'), (build_cifar100, 'cifar100')])

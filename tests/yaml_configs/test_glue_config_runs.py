@@ -12,6 +12,7 @@ from glue_fixtures import make_family, write_glue_tsvs  # noqa: E402
 from test_glue_configs import CONFIGS, REPO, parts  # noqa: E402
 
 ANNEALING_KWARGS = 'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs'
+CONTINUATION_KWARGS = 'train.criterion.kwargs.sub_terms.continuation_kd.criterion.kwargs'
 
 
 @pytest.fixture(scope='module')
@@ -23,9 +24,13 @@ def tiny_glue_models(tmp_path_factory):
 
 
 def shortest_run(config):
-    """Overrides that keep each stage to one epoch (tau_max 1, so Annealing-KD's Stage I fits in it)."""
+    """Overrides that keep each stage to one epoch (tau_max 1, so Annealing-KD's Stage I fits in it; for
+    Continuation-KD also a fixed psi, as a dynamic psi cannot both start at 0 and reach 1 in one epoch)."""
     if 'stage1' not in config['train']:
-        return {'train.num_epochs': 1}
+        overrides = {'train.num_epochs': 1}
+        if 'continuation_kd' in config['train']['criterion']['kwargs']['sub_terms']:
+            overrides.update({f'{CONTINUATION_KWARGS}.max_temperature': 1, f'{CONTINUATION_KWARGS}.psi': {'value': 0.5}})
+        return overrides
     overrides = {f'train.{stage}.num_epochs': 1 for stage in config['train'] if stage.startswith('stage')}
     overrides[f'{ANNEALING_KWARGS}.max_temperature'] = 1
     return overrides

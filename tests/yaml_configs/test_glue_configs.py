@@ -10,6 +10,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from benchmarks.suites.glue import FAMILIES, TASKS, build_glue
+from continuation import DEFAULT_MARGIN
 from plugins.config_checks import check_config
 from plugins.glue.data import glue_collate, glue_split
 from plugins.glue.models import hf_sequence_classifier
@@ -84,13 +85,14 @@ def test_config_follows_the_paper_tables(relative_path):
     task, method, family, role = parts(relative_path)
     config, table = plain(relative_path), (TABLE_8 if family == 'roberta' else TABLE_11)[task]
     is_student = role == 'student'
+    continuation = method == 'continuation_kd'  # the Continuation-KD paper's own settings: lr 2e-5, batch 64, 30 epochs
     for stage in stages(config):
         assert stage['optimizer']['key'] == 'AdamW' and stage['optimizer']['max_grad_norm'] == 1.0
-        assert stage['optimizer']['kwargs']['lr'] == (table['lr'] if is_student else 2e-5)
+        assert stage['optimizer']['kwargs']['lr'] == (table['lr'] if is_student and not continuation else 2e-5)
         assert stage['scheduler']['key'] == 'linear_warmup_schedule'
         assert stage['scheduler']['kwargs']['num_training_steps'] == 'stage'  # told by the pre-epoch process
     first = stages(config)[0]
-    assert first['train_data_loader']['kwargs']['batch_size'] == 32
+    assert first['train_data_loader']['kwargs']['batch_size'] == (64 if continuation else 32)
     assert first['train_data_loader']['collate_fn'] == first['val_data_loader']['collate_fn'] == 'glue_collate'
     datasets = config['datasets']
     assert all(spec['init']['kwargs']['max_length'] == 128 and spec['init']['kwargs']['task'] == task
@@ -98,7 +100,15 @@ def test_config_follows_the_paper_tables(relative_path):
     assert (f'{task}/test_mismatched' in datasets) == (task == 'mnli')
     assert ('extra_test_data_loaders' in config['test']) == (task == 'mnli')
     epochs = [stage['num_epochs'] for stage in stages(config)]
-    if is_student and method != 'ce' or role == 'student':
+    if continuation:
+        assert epochs == [30]
+        kwargs = stages(config)[0]['criterion']['kwargs']['sub_terms']['continuation_kd']['criterion']['kwargs']
+        assert {key: value for key, value in kwargs.items() if '_module_' not in key} == {
+            'objective': 'annealed_hinge', 'max_temperature': 10, 'margin': DEFAULT_MARGIN, 'distance_reduction': 'mean',
+            'psi': {'ramp': '4/3', 'switch': '2/3'}, 'anneal_teacher': True, 'anneal_margin': True,
+            'task': 'regression' if task == 'stsb' else 'classification'}
+        assert config['train']['pre_epoch_process'] == 'advance_loss_schedules'
+    elif is_student and method != 'ce' or role == 'student':
         assert sum(epochs) == table['phase1'] + table['phase2']  # every student method: the same budget
     terms = {name: term for stage in stages(config) for name, term in
              stage['criterion']['kwargs']['sub_terms'].items()}
@@ -229,11 +239,14 @@ def test_regression_continuation_run_stsb_roberta(tiny_glue, monkeypatch, tmp_pa
     torch.save({'model': hf_sequence_classifier(1, role='teacher', family='roberta').state_dict()}, teacher_ckpt)
     result = run_config(config_path('stsb/continuation_kd/distilroberta_base_from_roberta_large.yaml'),
                         output_dir=str(tmp_path / 'continuation'), teacher_ckpt=teacher_ckpt,
-                        overrides={'train.num_epochs': 1}, show_progress=False)
+                        overrides={'train.num_epochs': 3, 'train.criterion.kwargs.sub_terms.continuation_kd.criterion.'
+                                   'kwargs.max_temperature': 3}, show_progress=False)
     outputs, labels = _independent_predictions(str(tmp_path / 'continuation'), 'stsb', 'roberta', 1, 'test')
     assert outputs.shape == labels.shape == (12, 1)
     assert result['metric'] == 'pearson'
     # float32 outputs of differently padded batches agree to ~1e-6; 12 points magnify that in the correlation
     assert result['test']['pearson'] == pytest.approx(100 * np.corrcoef(outputs[:, 0], labels[:, 0])[0, 1], rel=1e-4)
     assert result['test']['mse'] == pytest.approx(float(np.mean((outputs - labels) ** 2)), rel=1e-4)
-    assert result['history'][0]['schedule']['ContinuationKDLoss']['lambda'] == 1.0  # a 1-epoch stage ends at once
+    # Eq. 8 at 3 epochs: psi = e / 4 before the switch at epoch 2, then 1; T = 3..1 over the run
+    schedule = [entry['schedule']['ContinuationKDLoss'] for entry in result['history']]
+    assert [s['T'] for s in schedule] == [3, 2, 1] and [s['psi'] for s in schedule] == [0.0, 0.25, 1.0]
