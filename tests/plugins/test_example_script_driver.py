@@ -329,3 +329,32 @@ def test_glue_annealing_config_knows_its_stage_lengths_under_the_image_script_or
     assert same_state(state_of(result['student']), final)
     assert same_state(final, saved_model(tmp_path / 'run' / 'stage2_best.pt'))
     assert same_state(state_of(result['teacher']), saved_model(tmp_path / 'teacher.pt'))
+
+
+def test_a_teacher_trained_by_the_script_teaches_under_the_runner(digits_teachers, tmp_path):
+    """The image script saves checkpoints with torchdistill's save_ckpt, which adds the command line (an
+    argparse.Namespace) and the optimizer: the runner's weights-only loading accepts that file, nothing more."""
+    import argparse
+    import pickle
+
+    import plugins.runner as runner
+    from torchdistill.common.main_util import save_ckpt
+    teacher = get_model('mlp', input_dim=64, hidden_dims=[256, 256], num_classes=10)
+    teacher.load_state_dict(saved_model(digits_teachers['mlp256']))
+    optimizer = torch.optim.SGD(teacher.parameters(), lr=0.1)
+    script_ckpt = str(tmp_path / 'script_teacher.pt')
+    save_ckpt(teacher, optimizer, None, 93.0, argparse.Namespace(config='x.yaml', device='cpu', seed=0), script_ckpt)
+    config = os.path.join(REPO, 'yaml_configs', 'digits', 'kd', 'mlp4_from_mlp256.yaml')
+    result = runner.run_config(config, output_dir=str(tmp_path / 'run'), teacher_ckpt=script_ckpt,
+                               overrides={'train.num_epochs': 1}, show_progress=False)
+    assert result['teacher_params'] == sum(p.numel() for p in teacher.parameters())
+
+    class Payload:  # anything else in a checkpoint is still refused
+        def __reduce__(self):
+            return print, ('ran',)
+
+    torch.save({'model': teacher.state_dict(), 'args': Payload()}, tmp_path / 'payload.pt', pickle_module=pickle)
+    from plugins.errors import CheckpointError
+    with pytest.raises(CheckpointError, match='holds Python objects other than tensors'):
+        runner.run_config(config, output_dir=str(tmp_path / 'run2'), teacher_ckpt=str(tmp_path / 'payload.pt'),
+                          overrides={'train.num_epochs': 1}, show_progress=False)
