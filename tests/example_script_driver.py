@@ -4,11 +4,12 @@ torchdistill's ``examples/torchvision/image_classification.py`` (checked against
 3e4373c45214c5c56eebac481d5bfe8b8735aa05; torchdistill 1.1.5 installed) is not part of the pip package and is
 not copied here. What matters for our plugins is the order of its calls, which this driver follows:
 
-1. ``set_seed(--seed)``; teacher and student from torchdistill's model registry, each ``src_ckpt`` through torchdistill's
-   ``load_ckpt`` (which only logs a missing file); ``models.student_model.dst_ckpt`` read (a KeyError without it);
+1. ``set_seed(--seed)``; teacher and student from torchdistill's model registry, each ``src_ckpt`` through
+   torchdistill's ``load_ckpt`` (which only logs a missing file); ``models.student_model.dst_ckpt`` read (a KeyError
+   without it);
 2. the (multi-stage) distillation box, or the training box without a teacher; ``train.log_freq`` read;
 3. ``best = 0.0``; every epoch: ``pre_epoch_process(epoch=...)``, the training loop (``forward_process``,
-   ``post_forward_process``), top-1 accuracy of the student on ``box.val_data_loader`` (the student left in eval
+   ``post_forward_process``, a ValueError on a NaN loss), top-1 accuracy of the student on ``box.val_data_loader`` (the student left in eval
    mode, as the script leaves it), ``save_ckpt`` to ``dst_ckpt`` when it beats ``best`` (one best over all
    stages), then ``post_epoch_process()`` (in which a multi-stage box may advance to its next stage);
 4. ``clean_modules()``, the student reloaded from ``dst_ckpt`` with ``load_ckpt``, top-1 on the test loader.
