@@ -9,9 +9,10 @@ not copied here. What matters for our plugins is the order of its calls, which t
    without it);
 2. the (multi-stage) distillation box, or the training box without a teacher; ``train.log_freq`` read;
 3. ``best = 0.0``; every epoch: ``pre_epoch_process(epoch=...)``, the training loop (``forward_process``,
-   ``post_forward_process``, a ValueError on a NaN loss), top-1 accuracy of the student on ``box.val_data_loader`` (the student left in eval
-   mode, as the script leaves it), ``save_ckpt`` to ``dst_ckpt`` when it beats ``best`` (one best over all
-   stages), then ``post_epoch_process()`` (in which a multi-stage box may advance to its next stage);
+   ``post_forward_process``, a ValueError on a NaN loss), top-1 accuracy of the student on ``box.val_data_loader``
+   (the student left in eval mode, as the script leaves it), ``save_ckpt`` to ``dst_ckpt`` when it beats ``best``
+   (one best over all stages), then ``post_epoch_process()`` (in which a multi-stage box may advance to its next
+   stage);
 4. ``clean_modules()``, the student reloaded from ``dst_ckpt`` with ``load_ckpt``, top-1 on the test loader.
 
 The script never leaves its validation result on the box; ``report_validation=True`` makes this driver do so,
