@@ -123,7 +123,18 @@ def test_table6_settings(path, tiny_cifar, tmp_path):
         assert (terms['kd']['kwargs']['temperature'], terms['kd']['kwargs']['alpha']) == (5.0, 0.5)
     if method == 'annealing_kd':
         assert terms['annealing_kd']['kwargs']['max_temperature'] == 10
-        assert stages[0]['pre_epoch_process'] == 'advance_loss_schedules' and 'pre_epoch_process' not in stages[1]
+        assert stages[0]['pre_epoch_process'] == 'advance_loss_schedules'
+        assert stages[1]['pre_epoch_process'] == 'keep_teacher_in_eval_mode'  # Stage II still runs the teacher
+        assert [stage['post_epoch_process'] for stage in stages] == ['keep_best_stage_checkpoints'] * 2
+        assert config['train']['best_checkpoints'] == {
+            'dst_ckpt': student_model['dst_ckpt'], 'dst_format': 'torchdistill', 'metric': 'accuracy'}
+    elif method in ('kd', 'takd'):
+        assert stages[0]['pre_epoch_process'] == 'keep_teacher_in_eval_mode'
+    # What torchdistill's image-classification script needs: the final checkpoint, its log frequency, the data root.
+    assert student_model['dst_ckpt'] == f'./runs/{path[:-len(".yaml")]}/student_best.pt'
+    assert isinstance(config['train']['log_freq'], int)
+    with open(full_path(path)) as f:  # the datasets are built when the YAML loads: read the kwargs in the text
+        assert f.read().count("        root: '~/datasets'") == 3  # train, val and test
     if method == 'continuation_kd':  # the published objective, T_max 20, psi of Eq. 7
         kwargs = terms['continuation_kd']['kwargs']
         assert {key: value for key, value in kwargs.items() if not key.endswith('_module_path')
@@ -142,23 +153,26 @@ def test_methods_differ_from_vanilla_kd_only_where_the_method_does(dataset, fami
     t, ta, s = names['teacher'], names['ta'], names['student']
     load = lambda method, name: without_datasets(load_config(full_path(f'{dataset}/{method}/{name}.yaml')))  # noqa
     kd = load('kd', f'{s}_from_{t}')
-    assert differences(kd, load('kd', f'{ta}_from_{t}')) == {'models.student_model.key'}
+    dst = 'models.student_model.dst_ckpt'  # each config's own final checkpoint
+    assert differences(kd, load('kd', f'{ta}_from_{t}')) == {'models.student_model.key', dst}
     assert differences(kd, load('takd', f'{s}_from_{ta}')) == {
-        'models.teacher_model.key', 'models.teacher_model.src_ckpt'}
+        'models.teacher_model.key', 'models.teacher_model.src_ckpt', dst}
     assert differences(kd, load('continuation_kd', f'{s}_from_{t}')) == {
         'train.criterion.kwargs.sub_terms.kd', 'train.criterion.kwargs.sub_terms.continuation_kd',
         'train.pre_epoch_process', 'train.num_epochs', 'train.optimizer.kwargs.lr', 'train.scheduler.kwargs.milestones',
-        'train.train_data_loader.kwargs.batch_size'}  # the Continuation-KD paper's own settings
+        'train.train_data_loader.kwargs.batch_size', dst}  # the Continuation-KD paper's own settings
     scratch = load('ce', s)
-    assert scratch['models']['model'] == kd['models']['student_model']
+    assert differences(scratch['models']['model'], kd['models']['student_model']) == {'dst_ckpt'}
     assert scratch['train']['model'] == {'forward_proc': 'forward_batch_only'}
     assert differences({k: v for k, v in kd['train'].items() if k not in ('teacher', 'student', 'criterion')},
-                       {k: v for k, v in scratch['train'].items() if k not in ('model', 'criterion')}) == set()
+                       {k: v for k, v in scratch['train'].items() if k not in ('model', 'criterion')}) == {
+        'pre_epoch_process'}  # the teacher in eval mode
     annealing = load('annealing_kd', f'{s}_from_{t}')
-    assert annealing['models'] == kd['models']
+    assert differences(annealing['models'], kd['models']) == {'student_model.dst_ckpt'}
     stage1, stage2 = annealing['train']['stage1'], annealing['train']['stage2']
     assert differences({**kd['train'], 'log_freq': None}, stage1) == {
-        'criterion.kwargs.sub_terms.kd', 'criterion.kwargs.sub_terms.annealing_kd', 'pre_epoch_process'}
+        'criterion.kwargs.sub_terms.kd', 'criterion.kwargs.sub_terms.annealing_kd', 'pre_epoch_process',
+        'post_epoch_process'}
     loaders = {name: stage1[name] for name in ('train_data_loader', 'val_data_loader')}
     assert differences(stage1, {**stage2, **loaders}) == {
         'criterion.kwargs.sub_terms.annealing_kd', 'criterion.kwargs.sub_terms.ce', 'pre_epoch_process'}
