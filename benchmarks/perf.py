@@ -113,6 +113,8 @@ def make_config(datasets, criterion, batch_size, teacher=True, cache_mode='off',
         stage['model'] = {'forward_proc': 'forward_batch_only'}
     if find_scheduled_losses(plugins_criterion(criterion)):
         stage['pre_epoch_process'] = 'advance_loss_schedules'
+    elif teacher:
+        stage['pre_epoch_process'] = 'keep_teacher_in_eval_mode'  # required of every stage with a teacher
     models = {'student_model': {'key': 'resnet8'}}
     if teacher:
         models['teacher_model'] = {'key': 'resnet110', 'weights_in_kwargs': True}

@@ -11,19 +11,20 @@ only the best checkpoint of each stage, so a config that wants the intermediate 
         pre_epoch_process: 'advance_loss_schedules'
         post_epoch_process: 'save_student_snapshots'
 
-After torchdistill's default post-epoch process it records the student's weights with the schedule state
-(T, Phi, lambda) of the epoch just trained; an epoch at the same schedule state as the previous one replaces
-it, so ``<output_dir>/snapshots.pt`` ends with one entry per level (its last epoch). Written atomically by the
-main process only.
+It records the student's weights with the schedule state (T, Phi, lambda) of the epoch just trained; an epoch
+at the same schedule state as the previous one replaces it, so ``<output_dir>/snapshots.pt`` ends with one entry
+per level (its last epoch). Written atomically by the main process only. Then it runs
+``keep_best_stage_checkpoints`` (torchdistill's default post-epoch process and Algorithm 1's stage checkpoints),
+so it stands in for that process in a multi-stage config; the snapshot comes first, before a stage's end gives
+the student its best checkpoint back.
 """
 import os
-
-from torchdistill.core.interfaces.post_epoch_proc import default_post_epoch_process_with_teacher
 
 from plugins.checkpoint import atomic_torch_save
 from plugins.distributed import is_main_process
 from plugins.losses.scheduled import find_scheduled_losses
 from plugins.registry import register_new_post_epoch_proc_func
+from plugins.stages import keep_best_stage_checkpoints, keeps_best_stage_checkpoints
 
 __all__ = ['save_student_snapshots', 'SNAPSHOT_FILE']
 
@@ -31,10 +32,15 @@ SNAPSHOT_FILE = 'snapshots.pt'
 
 
 @register_new_post_epoch_proc_func
+@keeps_best_stage_checkpoints
 def save_student_snapshots(self, metrics=None, **kwargs):
-    """torchdistill's default post-epoch process, then the student's weights with this epoch's schedule state."""
+    """The student's weights with this epoch's schedule state, then ``keep_best_stage_checkpoints``."""
+    _save_snapshot(self)
+    keep_best_stage_checkpoints(self, metrics=metrics, **kwargs)
+
+
+def _save_snapshot(self):
     schedule = {type(loss).__name__: loss.state() for loss in find_scheduled_losses(self.criterion)}
-    default_post_epoch_process_with_teacher(self, metrics=metrics, **kwargs)
     output_dir = getattr(self, 'output_dir', None)
     if output_dir is None or not is_main_process():
         return

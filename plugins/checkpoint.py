@@ -7,6 +7,7 @@ naming the file. Reads: files on disk are untrusted, so every checkpoint goes th
 code), and :func:`load_model_weights` checks the parameter names and shapes against the model before loading.
 torchdistill's ``load_ckpt`` uses ``weights_only=False``; our checkpoints never go through it.
 """
+import argparse
 import json
 import os
 import pickle
@@ -77,7 +78,10 @@ def load_checkpoint(path, what='checkpoint', mmap=False):
     if not os.path.isfile(path):
         raise CheckpointError(f'{what}: {path!r} is not a file')
     try:
-        return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
+        # torchdistill's save_ckpt (its example scripts' checkpoints) stores the command line as an
+        # argparse.Namespace: plain attributes, nothing that runs code, so it is let through.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, OSError, IndexError, TypeError,
             AttributeError) as error:
         found = [line.strip() for line in str(error).splitlines() if 'GLOBAL' in line]

@@ -17,6 +17,7 @@ from torchdistill.optim.registry import OPTIM_DICT, SCHEDULER_DICT
 from .errors import ConfigError
 from .evaluation import get_metric
 from .losses.scheduled import find_scheduled_losses
+from .stages import check_stage_hooks
 
 __all__ = ['ConfigError', 'check_config', 'stage_configs', 'uses_teacher', 'check_seed', 'check_device',
            'check_directory', 'parse_value', 'SEED_RANGE']
@@ -199,7 +200,16 @@ def check_config(config, teacher_ckpt=None, require_files=True):
         checked.append((field, stage, _check_criterion(field, stage, num_epochs)))
         if uses_teacher(checked[-1][2]):
             _check_teacher(models, field, teacher_ckpt, require_files)
+    _check_stage_hooks(config, checked)
     return checked
+
+
+def _check_stage_hooks(config, checked):
+    try:
+        check_stage_hooks(config, [(field, stage) for field, stage, _ in checked],
+                          reads_teacher=any(uses_teacher(criterion) for _, _, criterion in checked))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
 
 
 def _check_criterion(field, stage, num_epochs):

@@ -1,11 +1,13 @@
 """Trains any torchdistill YAML config: ``python -m plugins.runner --config CONFIG.yaml``.
 
-torchdistill's example scripts are not part of its pip package, so this is the project's runner. It loads
-the teacher from its checkpoint (train a teacher by running its own, teacher-less config), trains the
-student stage by stage with torchdistill's (MultiStages)DistillationBox or TrainingBox, validates every
-epoch, keeps the best checkpoint of each stage on the validation split and, as Annealing-KD's Algorithm 1
-requires, reloads the best checkpoint of a stage before the next stage starts. The best checkpoint of the
-last stage is evaluated once on the test split. Works under ``torchrun`` (NCCL on GPUs, gloo on CPUs).
+torchdistill's example scripts are not part of its pip package, so this is the project's runner (the configs
+also run under those scripts). It loads the teacher from its checkpoint (train a teacher by running its own,
+teacher-less config), trains the student stage by stage with torchdistill's (MultiStages)DistillationBox or
+TrainingBox and validates every epoch. The best checkpoint of each stage on the validation split is kept by the
+configs' post-epoch process ``keep_best_stage_checkpoints`` (plugins/stages.py), which, as Annealing-KD's
+Algorithm 1 requires, gives it back to the student before the next stage starts; the runner hands it each
+epoch's validation value. The best checkpoint of the last stage is evaluated once on the test split. Works under
+``torchrun`` (NCCL on GPUs, gloo on CPUs).
 
 Outputs in ``--output-dir``: ``student_best.pt`` (torchdistill checkpoint format), ``result.json`` (metrics,
 per-epoch history with the schedule's T / Phi / lambda), written atomically, and ``train.log``, appended line by
@@ -17,7 +19,6 @@ Every bad input stops the run before training with one line that names the field
 import argparse
 import copy
 import logging
-import math
 import os
 import resource
 import sys
@@ -33,16 +34,19 @@ from torchdistill.models.registry import get_model
 from tqdm import tqdm
 
 from . import distributed as dist_util
-from .checkpoint import atomic_torch_save, atomic_write_json, load_model_weights
+from .checkpoint import atomic_write_json, load_model_weights
 from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
 from .config_checks import (ConfigError, check_config, check_device, check_directory, check_seed, parse_value,
-                            stage_configs, uses_teacher)
+                            uses_teacher)
 from .config_loading import ConfigLoader, read_config_file
 from .diagnostics import training_diagnostics
 from .divergence import loss_guard
 from .errors import CheckpointError, OutputWriteError, TeacherCacheError, TrainingDivergedError
 from .evaluation import evaluate, get_metric, to_device
+from .hooks import stage_position, tell_stage_length
 from .losses.scheduled import find_scheduled_losses
+from .stage_checkpoints import StageCheckpoints
+from .stages import report_validation
 
 logger = def_logger.getChild(__name__)
 
@@ -137,6 +141,20 @@ def _peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _stage_checkpoints(box, output_dir, metric):
+    """The run's :class:`StageCheckpoints` (``stage<k>_best.pt``, ``student_best.pt`` in ``output_dir``).
+
+    A multi-stage box gets it attached, so that its ``keep_best_stage_checkpoints`` writes into ``output_dir``
+    (the config's ``train.best_checkpoints`` paths are for drivers without an output folder); a single-stage
+    run calls it directly.
+    """
+    checkpoints = StageCheckpoints(os.path.join(output_dir, 'student_best.pt'), metric=metric.name,
+                                   stage_ckpt=os.path.join(output_dir, 'stage{stage}_best.pt'))
+    if hasattr(box, 'stage_end_epoch'):
+        box.stage_checkpoints = checkpoints
+    return checkpoints
+
+
 def train_config(config, device='cpu', seed=0, output_dir='runs/default', teacher_ckpt=None, show_progress=None):
     """Trains ``config`` (a loaded dict) and returns the result dict also written to ``result.json``."""
     check_device(device, field='device')
@@ -162,47 +180,37 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         teacher.eval()
     eval_forward = (config['train'].get('student') or stages[0][1].get('student') or {}).get('forward_proc')
     train_cfg = copy.deepcopy(config['train'])
-    _fill_num_training_steps(train_cfg, config['datasets'], world_size)  # schedulers given num_training_steps: null
     box = get_distillation_box(teacher, student, config['datasets'], train_cfg, device, device_ids, distributed, 1) \
         if teacher is not None else \
         get_training_box(student, config['datasets'], train_cfg, device, device_ids, distributed, 1)
     release_idle_teacher(box)  # a stage whose criterion ignores the teacher skips it and keeps it on the CPU
     os.makedirs(output_dir, exist_ok=True)
     box.output_dir = output_dir  # lets a registered epoch hook save artifacts beside the run's checkpoints
-    history, stage_results = [], []
-    stage_number, best, best_epoch = 1, None, None
-    stage_ckpt = os.path.join(output_dir, 'stage1_best.pt')
+    checkpoints = _stage_checkpoints(box, output_dir, metric)
+    history, stage_number = [], 1
     train_samples, train_seconds, start = 0, 0.0, time.perf_counter()
     for epoch in range(box.num_epochs):
         dist_util.prepare_epoch(box, train_cfg, seed, device_ids)  # (re-)wrap in DDP, sampler as configured
         box.pre_epoch_process(epoch=epoch)
+        tell_stage_length(box, stage_position(box, epoch)[1])  # also for stages without our pre-epoch process
         schedule = {type(loss).__name__: loss.state() for loss in find_scheduled_losses(box.criterion)}
         train_loss, samples, seconds = _train_one_epoch(box, device, epoch, show_progress)
         train_samples, train_seconds = train_samples + samples, train_seconds + seconds
         val = evaluate(student, box.val_data_loader, device, metric, eval_forward)
-        improved = metric.is_better(val[metric.primary], best)
-        if improved:
-            best, best_epoch = val[metric.primary], epoch
-            if main_process:
-                atomic_torch_save({'model': _unwrap(student).state_dict(), 'best_value': best, 'epoch': epoch},
-                                  stage_ckpt)
+        report_validation(box, epoch, val[metric.primary])  # keep_best_stage_checkpoints takes it, evaluates nothing
+        lr = box.optimizer.param_groups[0]['lr']
+        box.post_epoch_process()  # multi-stage: keep_best_stage_checkpoints (Algorithm 1), then the stage switch
+        if not hasattr(box, 'stage_end_epoch'):  # one stage: the driver keeps its best checkpoint, as any driver does
+            last = epoch + 1 == box.num_epochs
+            checkpoints.epoch_done(_unwrap(student), 1, epoch, val[metric.primary], stage_ends=last, run_ends=last)
         history.append({'epoch': epoch, 'stage': stage_number, 'train_loss': train_loss, 'val': val,
-                        'schedule': schedule, 'lr': box.optimizer.param_groups[0]['lr']})
+                        'schedule': schedule, 'lr': lr})
         logger.info('Epoch %d stage %d: train loss %.5f, val %s%s', epoch, stage_number, train_loss,
-                    {k: round(v, 4) for k, v in val.items()}, ' (best)' if improved else '')
-        box.post_epoch_process()
+                    {k: round(v, 4) for k, v in val.items()}, ' (best)' if checkpoints.improved else '')
         if getattr(box, 'stage_number', 1) != stage_number:
-            stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
-            dist_util.barrier()
-            dist_util.load_ckpt_on_all_ranks(stage_ckpt, _unwrap(student))
-            logger.info('Stage %d done: reloaded its best checkpoint (epoch %d, val %s %.4f)',
-                        stage_number, best_epoch, metric.primary, best)
-            stage_number, best, best_epoch = box.stage_number, None, None
-            stage_ckpt = os.path.join(output_dir, f'stage{stage_number}_best.pt')
+            stage_number = box.stage_number
             release_idle_teacher(box)  # e.g. Annealing-KD's Stage II: no teacher forward, teacher off the GPU
-    stage_results.append({'stage': stage_number, 'best_epoch': best_epoch, 'best_val': best})
-    dist_util.barrier()
-    dist_util.load_ckpt_on_all_ranks(stage_ckpt, _unwrap(student))
+    best = checkpoints.results[-1]['best_val']  # the student now holds the last stage's best checkpoint
     wall_time = time.perf_counter() - start
     box.clean_modules()
     test_loader = _test_loader(config, distributed)
@@ -211,7 +219,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
                    for name in config['test'].get('extra_test_data_loaders') or {}}  # e.g. MNLI mismatched
     result = {
         'metric': metric.primary, 'higher_is_better': metric.higher_is_better, 'seed': seed,
-        'best_val': best, 'test': test, 'extra_tests': extra_tests, 'stages': stage_results, 'history': history,
+        'best_val': best, 'test': test, 'extra_tests': extra_tests, 'stages': checkpoints.results, 'history': history,
         'epochs': box.num_epochs, 'world_size': world_size, 'wall_time_s': wall_time,
         'train_samples_per_s': train_samples / train_seconds if train_seconds > 0 else None,
         'peak_memory_mb': _peak_memory_mb(device),
@@ -220,9 +228,7 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         # dead ReLU units of the reported checkpoint on the training split; training-loss blow-ups per stage
         'diagnostics': training_diagnostics(_unwrap(student), box.train_data_loader, device, history),
     }
-    if main_process:
-        atomic_torch_save({'model': _unwrap(student).state_dict(), 'best_value': best},
-                          os.path.join(output_dir, 'student_best.pt'))
+    if main_process:  # student_best.pt: written by the stage checkpoints when the last stage ended
         atomic_write_json(os.path.join(output_dir, 'result.json'), result)
     logger.info('Test %s', {k: round(v, 4) for k, v in test.items()})
     return result
@@ -236,28 +242,6 @@ def _test_loader(config, distributed, extra_name=None):
         raise ConfigError(f"test loader {extra_name or 'test_data_loader'}: dataset_id "
                           f"{loader_config.get('dataset_id')!r} is not among the datasets {sorted(config['datasets'])}")
     return build_data_loader(config['datasets'][loader_config['dataset_id']], loader_config, distributed)
-
-
-def _fill_num_training_steps(train_cfg, datasets, world_size):
-    """Sets each stage's ``scheduler.kwargs.num_training_steps: null`` to the optimiser steps of the stage.
-
-    A per-iteration schedule (e.g. linear warm-up and decay) needs the stage's length, which only the data
-    set knows; torchdistill's GLUE example script fills it in the same way. A later stage without its own
-    training loader uses the previous one, as torchdistill does.
-    """
-    loader = None
-    for field, stage in stage_configs(train_cfg):
-        loader = stage.get('train_data_loader') or loader
-        kwargs = (stage.get('scheduler') or {}).get('kwargs') or {}
-        if 'num_training_steps' not in kwargs or kwargs['num_training_steps'] is not None or loader is None:
-            continue
-        loader_kwargs = loader.get('kwargs') or {}
-        samples_per_rank = math.ceil(len(datasets[loader['dataset_id']]) / world_size)
-        round_batches = math.floor if loader_kwargs.get('drop_last') else math.ceil
-        batches = round_batches(samples_per_rank / loader_kwargs.get('batch_size', 1))
-        accumulation = (stage.get('optimizer') or {}).get('grad_accum_step', 1)
-        kwargs['num_training_steps'] = max(1, batches // accumulation) * stage['num_epochs']
-        logger.info('%s.scheduler: num_training_steps = %d', field, kwargs['num_training_steps'])
 
 
 def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=None, overrides=None,

@@ -13,7 +13,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from continuation.hinge import DEFAULT_MARGIN  # noqa: E402
-from yaml_configs.config_generation import config_path, sync_configs  # noqa: E402
+from yaml_configs.config_generation import best_checkpoints_block, config_path, dst_ckpt_line, fill_dst_ckpts, \
+    stage_checkpoints_hook, sync_configs  # noqa: E402
 
 DATASETS = {'cifar10': 10, 'cifar100': 100}
 FAMILIES = {
@@ -24,6 +25,7 @@ EPOCHS = 160
 MILESTONES = [80, 120]
 KD_TEMPERATURE, KD_ALPHA = 5.0, 0.5
 MAX_TEMPERATURE = 10
+DATA_ROOT = '~/datasets'
 
 HEADER = """\
 # {title}
@@ -32,7 +34,8 @@ HEADER = """\
 # {epochs}.
 # Table 6 gives no learning-rate schedule; we use the standard CIFAR step schedule (He et al. 2016): lr x 0.1
 # after 50% and 75% of a stage's epochs, as the TAKD and Annealing-KD authors' scripts do for ResNets.{cnn_note}
-# Data: plugins.datasets.cifar (root: $KD_DATA_ROOT, else ~/datasets; KD_DOWNLOAD=1 downloads it).
+# Data: plugins.datasets.cifar in the datasets' root ($KD_DATA_ROOT overrides it; KD_DOWNLOAD=1 downloads it).
+# Runs unchanged under torchdistill's examples/torchvision/image_classification.py too (see the README).
 """
 CNN_NOTE = """
 # (Their scripts train the plain CNNs at a constant lr 0.01; we follow Table 6's lr 0.1 with the same schedule.)"""
@@ -54,7 +57,8 @@ def dataset_block(dataset):
                   '    init:',
                   '      kwargs:',
                   f"        dataset: '{dataset}'",
-                  f"        split: '{split}'"]
+                  f"        split: '{split}'",
+                f"        root: '{DATA_ROOT}'  # $KD_DATA_ROOT, when set, overrides it"]
         if split != 'test':
             lines += ['        val_size: 0.1  # 5,000 of the 50,000 official training images, stratified',
                       '        split_seed: 0  # the same validation images for every method and seed']
@@ -63,7 +67,8 @@ def dataset_block(dataset):
 
 def model_block(name, key, num_classes, src_ckpt=None):
     text = f"  {name}:\n    key: '{key}'\n    kwargs:\n      num_classes: {num_classes}\n"
-    return text + (f"    src_ckpt: '{src_ckpt}'\n" if src_ckpt else '')
+    text += f"    src_ckpt: '{src_ckpt}'\n" if src_ckpt else ''
+    return text + (dst_ckpt_line() if name in ('model', 'student_model') else '')
 
 
 def loaders_block(dataset, indent):
@@ -102,6 +107,11 @@ def optimization_block(indent, epochs=EPOCHS):
             f"{pad}  kwargs:\n"
             f"{pad}    milestones: [{milestones}]\n"
             f"{pad}    gamma: 0.1\n")
+
+
+def teacher_eval_hook(indent):
+    """A stage with a teacher and no scheduled loss: the teacher in eval mode under any driver (plugins/hooks.py)."""
+    return ' ' * indent + "pre_epoch_process: 'keep_teacher_in_eval_mode'  # torchdistill leaves it in training mode\n"
 
 
 def models_io_block(indent):
@@ -243,8 +253,9 @@ def kd_config(dataset, family, student_role, teacher_role, method='kd'):
             + KD_NOTE.format(temperature=KD_TEMPERATURE, kd_weight=1 - KD_ALPHA)
             + "dependencies:\n  - name: 'plugins'\n\n" + dataset_block(dataset)
             + distillation_models(dataset, family, student, teacher, teacher_role)
-            + f'\ntrain:\n  log_freq: 100\n  num_epochs: {EPOCHS}\n' + loaders_block(dataset, 2)
-            + models_io_block(2) + optimization_block(2) + kd_criterion(2) + '\n' + test_block(dataset))
+            + f'\ntrain:\n  log_freq: 100\n  num_epochs: {EPOCHS}\n' + teacher_eval_hook(2)
+            + loaders_block(dataset, 2) + models_io_block(2) + optimization_block(2) + kd_criterion(2) + '\n'
+            + test_block(dataset))
 
 
 def annealing_config(dataset, family):
@@ -252,16 +263,17 @@ def annealing_config(dataset, family):
     student, teacher = names['student'], names['teacher']
     title = (f'Annealing-KD (Algorithm 1) of {student} from {teacher} on {dataset}. Stage I matches Phi(T) * '
              f'teacher logits,\n# T = {MAX_TEMPERATURE}..1 in equal shares of the stage; Stage II is cross-entropy. '
-             'plugins.runner reloads the best\n# Stage-I checkpoint on validation before Stage II. Each stage restarts '
-             'its optimizer and lr schedule.')
+             'keep_best_stage_checkpoints starts\n# Stage II from the best Stage-I checkpoint on validation and '
+             'ends on the best Stage-II one, under any driver.\n# Each stage restarts its optimizer and lr schedule.')
     return (distillation_header(dataset, family, student, teacher, 'teacher', title)
             + "dependencies:\n  - name: 'plugins'\n\n" + dataset_block(dataset)
             + distillation_models(dataset, family, student, teacher, 'teacher')
-            + '\ntrain:\n  log_freq: 100\n  stage1:\n'
+            + '\ntrain:\n  log_freq: 100\n' + best_checkpoints_block('accuracy') + '  stage1:\n'
             + f'    num_epochs: {EPOCHS}\n'
-            + "    pre_epoch_process: 'advance_loss_schedules'  # moves T each epoch\n"
+            + "    pre_epoch_process: 'advance_loss_schedules'  # moves T each epoch\n" + stage_checkpoints_hook(4)
             + loaders_block(dataset, 4) + models_io_block(4) + optimization_block(4) + annealing_criterion(4)
-            + f'  stage2:\n    num_epochs: {EPOCHS}\n' + models_io_block(4) + optimization_block(4)
+            + f'  stage2:\n    num_epochs: {EPOCHS}\n' + teacher_eval_hook(4) + stage_checkpoints_hook(4)
+            + models_io_block(4) + optimization_block(4)
             + ce_criterion(4) + '\n' + test_block(dataset))
 
 
@@ -299,7 +311,7 @@ def all_configs():
                 annealing_config(dataset, family)
             configs[config_path(dataset, 'continuation_kd', names['student'], names['teacher'])] = \
                 continuation_config(dataset, family)
-    return configs
+    return fill_dst_ckpts(configs)
 
 
 def main(argv=None):

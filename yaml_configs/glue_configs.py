@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from continuation.hinge import DEFAULT_MARGIN  # noqa: E402
 from plugins.glue.tasks import GLUE_TASKS  # noqa: E402  (plain metadata; imports no model code)
-from yaml_configs.config_generation import config_path, sync_configs  # noqa: E402
+from yaml_configs.config_generation import best_checkpoints_block, config_path, dst_ckpt_line, fill_dst_ckpts, \
+    final_ckpt, stage_checkpoints_hook, sync_configs  # noqa: E402
 
 MODEL_NAMES = {
     'roberta': {'teacher': 'roberta_large', 'ta': 'roberta_base', 'student': 'distilroberta_base'},
@@ -36,6 +37,8 @@ KD_TEMPERATURE = 1.0
 WARMUP_RATIO = 0.06
 SMALL_TASKS = ('cola', 'mrpc', 'stsb', 'rte', 'wnli')
 LR = 2e-5
+# Every stage with a teacher: the teacher in eval mode under any driver (torchdistill leaves it in training mode).
+TEACHER_EVAL_HOOK = "  pre_epoch_process: 'keep_teacher_in_eval_mode'  # also tells the scheduler the stage length\n"
 
 
 def max_temperature(task, family):
@@ -137,13 +140,15 @@ def model_block(name, task, family, role, src_ckpt=None):
     if src_ckpt:
         lines += [f"    src_ckpt: '{src_ckpt}'  # the harness passes teacher_ckpt",
                   '    weights_in_kwargs: false  # true (with src_ckpt null) when name_or_path is already fine-tuned']
-    return '\n'.join(lines) + '\n'
+    return '\n'.join(lines) + '\n' + (dst_ckpt_line() if name in ('model', 'student_model') else '')
 
 
 def ckpt_path(task, family, role):
+    """The teacher's (or TA's) checkpoint: the dst_ckpt of the config that trains it."""
     names = MODEL_NAMES[family]
-    run = names['teacher'] if role == 'teacher' else f"{names['ta']}_from_{names['teacher']}"
-    return f'./runs/glue/{task}/{run}/student_best.pt'
+    if role == 'teacher':
+        return final_ckpt(glue_config_path(task, 'ce', names['teacher']))
+    return final_ckpt(glue_config_path(task, 'kd', names['ta'], names['teacher']))
 
 
 def distillation_models(task, family, student_role, teacher_role):
@@ -184,7 +189,7 @@ def optimization_block(indent, lr):
             f'{pad}    weight_decay: 0.0  # the authors\' script default\n'
             f'{pad}  max_grad_norm: {MAX_GRAD_NORM}\n'
             f"{pad}scheduler:\n{pad}  key: 'linear_warmup_schedule'\n{pad}  kwargs:\n"
-            f'{pad}    num_training_steps:  # null: filled by the runner (epochs x batches per epoch)\n'
+            f"{pad}    num_training_steps: 'stage'  # the stage's optimiser steps, told by the pre-epoch process\n"
             f'{pad}    warmup_ratio: {WARMUP_RATIO}\n{pad}  scheduling_step: 1\n')
 
 
@@ -315,8 +320,9 @@ def kd_config(task, family, student_role, teacher_role, method='kd'):
     return (header(title, family) + kd_note(task) + preamble(task, family)
             + distillation_models(task, family, student_role, teacher_role)
             + evaluation_block(task)
-            + f'\ntrain:\n  log_freq: 100\n  num_epochs: {epochs}\n' + loaders_block(2) + models_io_block(2)
-            + optimization_block(2, lr) + criterion_block(2, kd_terms(task)) + '\n' + test_block(task))
+            + f'\ntrain:\n  log_freq: 100\n  num_epochs: {epochs}\n' + TEACHER_EVAL_HOOK + loaders_block(2)
+            + models_io_block(2) + optimization_block(2, lr) + criterion_block(2, kd_terms(task)) + '\n'
+            + test_block(task))
 
 
 def annealing_config(task, family):
@@ -327,18 +333,19 @@ def annealing_config(task, family):
     loss = 'MSE on the score' if GLUE_TASKS[task].is_regression else 'cross-entropy'
     title = (f'Annealing-KD (Algorithm 1) of {student} from {teacher} on {task}: Stage I matches Phi(T) x teacher '
              f'logits,\n# T = {tau}..1 over {phase1} epochs; Stage II {loss} on the labels for {phase2} epochs. '
-             f'The runner reloads\n# the best Stage-I checkpoint (on validation) before Stage II. Each stage '
-             f'restarts its warm-up schedule.')
+             f'keep_best_stage_checkpoints starts\n# Stage II from the best Stage-I checkpoint (on validation) and '
+             f'ends on the best Stage-II one. Each stage restarts its warm-up schedule.')
     lr = student_lr(task, family)
     return (header(title, family) + preamble(task, family)
             + distillation_models(task, family, 'student', 'teacher')
             + evaluation_block(task)
-            + '\ntrain:\n  log_freq: 100\n  stage1:\n'
+            + '\ntrain:\n  log_freq: 100\n' + best_checkpoints_block(GLUE_TASKS[task].metric) + '  stage1:\n'
             + f'    num_epochs: {phase1}\n'
-            + "    pre_epoch_process: 'advance_loss_schedules'  # moves T each epoch\n"
+            + "    pre_epoch_process: 'advance_loss_schedules'  # moves T each epoch\n" + stage_checkpoints_hook(4)
             + loaders_block(4) + models_io_block(4) + optimization_block(4, lr)
             + criterion_block(4, annealing_terms(task, family))
-            + f'  stage2:\n    num_epochs: {phase2}\n' + models_io_block(4) + optimization_block(4, lr)
+            + f'  stage2:\n    num_epochs: {phase2}\n' + '  ' + TEACHER_EVAL_HOOK + stage_checkpoints_hook(4)
+            + models_io_block(4) + optimization_block(4, lr)
             + criterion_block(4, [label_term(task)]) + '\n' + test_block(task))
 
 
@@ -385,7 +392,7 @@ def all_configs():
                 annealing_config(task, family)
             configs[glue_config_path(task, 'continuation_kd', names['student'], names['teacher'])] = \
                 continuation_config(task, family)
-    return configs
+    return fill_dst_ckpts(configs)
 
 
 def main(argv=None):

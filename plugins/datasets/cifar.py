@@ -4,8 +4,10 @@
 chosen by ``split_seed`` (not by the training seed), so every method and seed selects checkpoints on the same
 images. ``test`` is the official test set. Where the data lives and whether it may be downloaded:
 
-- ``root`` argument, else the environment variable ``KD_DATA_ROOT``, else ``~/datasets``; the folder holds
-  torchvision's ``cifar-10-batches-py/`` and ``cifar-100-python/``;
+- the environment variable ``KD_DATA_ROOT`` when it is set, else the ``root`` argument (a config's
+  ``root: '~/datasets'``, so that torchdistill's own scripts find the data), else ``~/datasets``; the folder holds
+  torchvision's ``cifar-10-batches-py/`` and ``cifar-100-python/``. The variable wins so that one config serves
+  every machine, and the benchmark's ``--data-root`` (which sets it) reaches every config;
 - downloading only when asked: ``download=True`` or ``KD_DOWNLOAD=1`` (torchvision checks the archive's MD5);
 - ``KD_VERIFY_MD5=0`` (or ``verify_md5=False``) accepts batch files that fail torchvision's MD5 check; see
   :func:`cifar_split`.
@@ -61,8 +63,8 @@ def _env_flag(name, default):
 
 
 def cifar_data_root(root=None):
-    """``root``, else ``$KD_DATA_ROOT``, else ``~/datasets`` (user-expanded)."""
-    return os.path.expanduser(str(root if root is not None else os.environ.get('KD_DATA_ROOT') or DEFAULT_ROOT))
+    """``$KD_DATA_ROOT`` when set (non-empty), else ``root``, else ``~/datasets`` (user-expanded)."""
+    return os.path.expanduser(str(os.environ.get('KD_DATA_ROOT') or (root if root is not None else DEFAULT_ROOT)))
 
 
 def stratified_split(targets, val_size, split_seed=0):
@@ -106,8 +108,8 @@ def _load(dataset, root, train, transform, download, verify_md5):
     if missing and not download:
         raise FileNotFoundError(
             f'{dataset}: no data set at {folder} (missing {", ".join(missing)}). Download it with download=True '
-            f'or KD_DOWNLOAD=1 (into root, else $KD_DATA_ROOT, else {DEFAULT_ROOT}), or point root / KD_DATA_ROOT '
-            f'at the folder that holds {cls.base_folder}/')
+            f'or KD_DOWNLOAD=1 (into $KD_DATA_ROOT, else the root argument, else {DEFAULT_ROOT}), or point '
+            f'KD_DATA_ROOT or the config\'s root at the folder that holds {cls.base_folder}/')
     try:
         if not download:
             return cls(root=root, train=train, transform=transform)
@@ -142,7 +144,7 @@ def cifar_split(dataset='cifar10', split='train', root=None, download=None, val_
         datasets:
           &cifar10_train cifar10/train: !import_call
             key: 'plugins.datasets.cifar.cifar_split'
-            init: {kwargs: {dataset: 'cifar10', split: 'train'}}
+            init: {kwargs: {dataset: 'cifar10', split: 'train', root: '~/datasets'}}  # $KD_DATA_ROOT overrides
     """
     if dataset not in CIFAR_DATASETS:
         raise ValueError(f'dataset must be one of {sorted(CIFAR_DATASETS)}, got {dataset!r}')

@@ -40,10 +40,13 @@ models:
   student_model:
     key: 'mlp'
     kwargs: {input_dim: 8, hidden_dims: [4], num_classes: 3}
+    dst_ckpt: &dst_ckpt 'runs/blobs/student_best.pt'
 train:
+  best_checkpoints: {dst_ckpt: *dst_ckpt, metric: 'accuracy'}
   stage1:
     num_epochs: 4
     pre_epoch_process: 'advance_loss_schedules'
+    post_epoch_process: 'keep_best_stage_checkpoints'
 ''' + LOADERS + '''
     teacher: {requires_grad: False, forward_proc: 'forward_batch_only'}
     student: {requires_grad: True, forward_proc: 'forward_batch_only'}
@@ -60,6 +63,8 @@ train:
             weight: 1.0
   stage2:
     num_epochs: 2
+    pre_epoch_process: 'keep_teacher_in_eval_mode'
+    post_epoch_process: 'keep_best_stage_checkpoints'
     teacher: {requires_grad: False, forward_proc: 'forward_batch_only'}
     student: {requires_grad: True, forward_proc: 'forward_batch_only'}
     optimizer: {key: 'SGD', kwargs: {lr: 0.1, momentum: 0.9}}

@@ -87,7 +87,7 @@ def loader(dataset_id, sampler=RandomSampler, batch_size=8):
             'kwargs': {'batch_size': batch_size, 'num_workers': 0}}
 
 
-def make_config(train_set, cache=None, two_stages=False, epochs=2):
+def make_config(train_set, cache=None, two_stages=False, epochs=2, ckpt_dir=None):
     val_set = TensorDataset(*make_data(8, seed=2))
     stage = {
         'num_epochs': epochs, 'pre_epoch_process': 'advance_loss_schedules',
@@ -99,8 +99,12 @@ def make_config(train_set, cache=None, two_stages=False, epochs=2):
             'key': 'AnnealingKDLoss', 'kwargs': {
                 'student_module_path': '.', 'student_module_io': 'output', 'teacher_module_path': '.',
                 'teacher_module_io': 'output', 'max_temperature': 2}}, 'weight': 1.0}}}}}
-    train = {'stage1': stage, 'stage2': {
-        'num_epochs': 1, 'teacher': {'forward_proc': 'forward_batch_only', 'requires_grad': False},
+    dst_ckpt = os.path.join(str(ckpt_dir), 'student_best.pt') if two_stages else None  # Algorithm 1's hooks
+    train = {'best_checkpoints': {'dst_ckpt': dst_ckpt},
+             'stage1': dict(stage, post_epoch_process='keep_best_stage_checkpoints'), 'stage2': {
+        'num_epochs': 1, 'pre_epoch_process': 'keep_teacher_in_eval_mode',
+        'post_epoch_process': 'keep_best_stage_checkpoints',
+        'teacher': {'forward_proc': 'forward_batch_only', 'requires_grad': False},
         'student': {'forward_proc': 'forward_batch_only', 'requires_grad': True},
         'optimizer': {'key': 'SGD', 'kwargs': {'lr': 0.1}},
         'criterion': {'key': 'WeightedSumLoss', 'kwargs': {'sub_terms': {'ce': {
@@ -110,7 +114,7 @@ def make_config(train_set, cache=None, two_stages=False, epochs=2):
                 'target': {'uses_label': True}}}, 'weight': 1.0}}}}}} if two_stages else stage
     config = {'datasets': {'train': train_set, 'val': val_set, 'test': TensorDataset(*make_data(8, seed=3))},
               'models': {'teacher_model': {'key': 'mlp', 'weights_in_kwargs': True},
-                         'student_model': {'key': 'mlp'}},
+                         'student_model': {'key': 'mlp', 'dst_ckpt': dst_ckpt}},
               'train': train, 'test': {'test_data_loader': loader('test', SequentialSampler)}}
     if cache is not None:
         config['teacher_cache'] = cache
@@ -336,10 +340,10 @@ def test_sample_key_depends_on_content_dtype_and_shape():
                 sample_key({'a': x}), sample_key([x])}) == 6
 
 
-def test_stage_two_without_teacher_term_skips_the_teacher_and_keeps_it_on_cpu():
+def test_stage_two_without_teacher_term_skips_the_teacher_and_keeps_it_on_cpu(tmp_path):
     data = TensorDataset(*make_data())
     teacher = CountingTeacher()
-    config = make_config(data, cache={'mode': 'memory'}, two_stages=True, epochs=2)
+    config = make_config(data, cache={'mode': 'memory'}, two_stages=True, epochs=2, ckpt_dir=tmp_path)
     expanded = apply_teacher_cache(config, check_config(config))
     assert 'dataset_wrapper' in expanded['train']['stage1']['train_data_loader']
     assert 'dataset_wrapper' not in expanded['train']['stage2']['train_data_loader']  # plain loader back

@@ -124,10 +124,14 @@ def test_md5_check_is_on_by_default_and_names_the_way_out(env, monkeypatch):
 
 
 def test_data_root_precedence(monkeypatch):
+    # The variable overrides a config's root (issue 11: root in the config, environment variables may override).
     monkeypatch.setenv('KD_DATA_ROOT', '/data/env')
-    assert cifar_data_root('/data/arg') == '/data/arg'
+    assert cifar_data_root('/data/arg') == '/data/env'
     assert cifar_data_root() == '/data/env'
+    monkeypatch.setenv('KD_DATA_ROOT', '')
+    assert cifar_data_root('/data/arg') == '/data/arg'
     monkeypatch.delenv('KD_DATA_ROOT')
+    assert cifar_data_root('~/data/arg') == os.path.expanduser('~/data/arg')
     assert cifar_data_root() == os.path.expanduser('~/datasets')
 
 

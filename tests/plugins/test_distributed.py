@@ -55,10 +55,13 @@ models:
   student_model:
     key: 'mlp'
     kwargs: {input_dim: 64, hidden_dims: [16], num_classes: 10}
+    dst_ckpt: &dst_ckpt 'runs/ddp/student_best.pt'
 train:
+  best_checkpoints: {dst_ckpt: *dst_ckpt}
   stage1:
     num_epochs: 2
     pre_epoch_process: 'advance_loss_schedules'
+    post_epoch_process: 'keep_best_stage_checkpoints'
     train_data_loader:
       dataset_id: 'digits/train'
       sampler: {class_or_func: !import_get {key: 'torch.utils.data.SequentialSampler'}, kwargs: }
@@ -95,6 +98,8 @@ train:
             weight: 0.5
   stage2:
     num_epochs: 1
+    pre_epoch_process: 'keep_teacher_in_eval_mode'
+    post_epoch_process: 'keep_best_stage_checkpoints'
     teacher: {requires_grad: False, forward_proc: 'forward_batch_only'}
     student: {requires_grad: True, forward_proc: 'forward_batch_only'}
     optimizer: {key: 'SGD', kwargs: {lr: 0.2, momentum: 0.9}}

@@ -90,7 +90,7 @@ def test_config_follows_the_paper_tables(relative_path):
         assert stage['optimizer']['key'] == 'AdamW' and stage['optimizer']['max_grad_norm'] == 1.0
         assert stage['optimizer']['kwargs']['lr'] == (table['lr'] if is_student and not continuation else 2e-5)
         assert stage['scheduler']['key'] == 'linear_warmup_schedule'
-        assert stage['scheduler']['kwargs']['num_training_steps'] is None  # filled by the runner
+        assert stage['scheduler']['kwargs']['num_training_steps'] == 'stage'  # told by the pre-epoch process
     first = stages(config)[0]
     assert first['train_data_loader']['kwargs']['batch_size'] == (64 if continuation else 32)
     assert first['train_data_loader']['collate_fn'] == first['val_data_loader']['collate_fn'] == 'glue_collate'
@@ -116,18 +116,30 @@ def test_config_follows_the_paper_tables(relative_path):
         assert epochs == [table['phase1'], table['phase2']]
         assert terms['annealing_kd']['criterion']['kwargs']['max_temperature'] == table['tau']
         assert config['train']['stage1']['pre_epoch_process'] == 'advance_loss_schedules'
+        assert config['train']['stage2']['pre_epoch_process'] == 'keep_teacher_in_eval_mode'
+        assert [stage['post_epoch_process'] for stage in stages(config)] == ['keep_best_stage_checkpoints'] * 2
+        assert config['train']['best_checkpoints'] == {'dst_ckpt': config['models']['student_model']['dst_ckpt'],
+                                                       'dst_format': 'torchdistill',
+                                                       'metric': config['evaluation']['metric']}
         assert set(terms) == {'annealing_kd', 'mse' if task == 'stsb' else 'ce'}
     if method in ('kd', 'takd'):
         if task == 'stsb':
             assert {name: term['weight'] for name, term in terms.items()} == {'mse_teacher': 0.5, 'mse': 0.5}
         else:
             assert terms['kd']['criterion']['key'] == 'KDLoss' and terms['kd']['criterion']['kwargs']['alpha'] == 0.5
+    if method in ('kd', 'takd'):
+        assert config['train']['pre_epoch_process'] == 'keep_teacher_in_eval_mode'
     teacher = config['models'].get('teacher_model')
     if method == 'ce':
         assert teacher is None
     else:
         assert teacher['kwargs']['role'] == ('ta' if method == 'takd' else 'teacher')
+        # src_ckpt is the dst_ckpt of the config that trains the teacher (or TA)
+        assert teacher['src_ckpt'].startswith('./runs/') and teacher['src_ckpt'].endswith('/student_best.pt')
+        assert os.path.isfile(os.path.join(REPO, 'yaml_configs', teacher['src_ckpt'][len('./runs/'):-len(
+            '/student_best.pt')] + '.yaml'))
     student = config['models'].get('student_model') or config['models']['model']
+    assert student['dst_ckpt'] == f'./runs/{relative_path[:-len(".yaml")]}/student_best.pt'
     assert student['kwargs']['role'] == role and student['kwargs']['num_labels'] == (
         1 if task == 'stsb' else 3 if task == 'mnli' else 2)
 
