@@ -524,7 +524,7 @@ def get_args(argv=None):
                              f"(default: {','.join(SECTIONS)})")
     parser.add_argument('--runner-epochs', type=int, help='(c): epochs per digits run (default: the digits recipe\'s, '
                                                           '2 with --quick)')
-    parser.add_argument('--runner-repeats', type=int, help='(c): interleaved repetitions (default 5, 1 with --quick)')
+    parser.add_argument('--runner-repeats', type=int, help='(c): interleaved repetitions (default 9, 1 with --quick)')
     args = parser.parse_args(argv)
     args.sections = [name.strip() for name in args.sections.split(',') if name.strip()]
     unknown = sorted(set(args.sections) - set(SECTIONS))
@@ -533,7 +533,7 @@ def get_args(argv=None):
     defaults = dict(batch_size=4, epoch_batches=2, step_repeats=1, epoch_repeats=1, teacher_epoch_repeats=1,
                     loss_calls=10, threads=1, runner_epochs=2, runner_repeats=1) if args.quick else \
         dict(batch_size=128, epoch_batches=8, step_repeats=21, epoch_repeats=9, teacher_epoch_repeats=3, loss_calls=200,
-             threads=os.cpu_count(), runner_epochs=RECIPE['epochs'], runner_repeats=5)
+             threads=os.cpu_count(), runner_epochs=RECIPE['epochs'], runner_repeats=9)
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -128,7 +128,8 @@ def _train_one_epoch(box, device, epoch, show_progress):
         batch_size = len(targets)
         total_loss += value * batch_size
         num_samples += batch_size
-        batches.set_postfix(loss=f'{value:.4f}')
+        if show_progress:  # a disabled bar still formats its postfix
+            batches.set_postfix(loss=f'{value:.4f}')
     total_loss, num_samples, diverged = dist_util.sum_across_ranks(total_loss, num_samples, guard.diverged)
     if diverged:
         raise TrainingDivergedError(guard.message or f'the training loss diverged on another rank in epoch {epoch}')

@@ -65,7 +65,7 @@ class InMemoryTensorDataset(TensorDataset):
 
     def __getitems__(self, indices):
         index = torch.as_tensor(indices, dtype=torch.long)
-        return TensorRows(tensor[index] for tensor in self.tensors)
+        return TensorRows(tensor.index_select(0, index) for tensor in self.tensors)  # = tensor[index], faster
 
 
 @register_new_dataset_wrapper
