@@ -29,10 +29,10 @@ def build_parser(doc=None):
                              'TAKD needs the TA, which is then trained too; --list-methods shows the names')
     parser.add_argument('--list-methods', action='store_true', help="print the suite's methods and exit")
     parser.add_argument('--seeds', nargs='+', metavar='SEED',
-                        help="seeds, e.g. '--seeds 0 1 2' or '--seeds 0,1,2' (default: the suite's, 5 for digits)")
+                        help="seeds, e.g. '--seeds 0 1 2' or '--seeds 0,1,2' (default: the suite's, 0-9 for digits)")
     parser.add_argument('--epochs', type=int, metavar='N',
                         help="epoch budget of every student method; a multi-stage config (Annealing-KD) keeps its "
-                             "own split of it (default: the suite's, 200 for digits)")
+                             "own split of it (default: the suite's, 50 for digits)")
     parser.add_argument('--teacher-epochs', type=int, metavar='N', help="teacher epochs (default: its config's)")
     parser.add_argument('--ta-epochs', type=int, metavar='N', help="teacher assistant epochs (default: its config's)")
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda' / 'cuda:N' (default: cpu)")
@@ -41,7 +41,7 @@ def build_parser(doc=None):
                              '(default: results/<suite name>, or results/<suite name>-quick with --quick, in the '
                              'repository)')
     parser.add_argument('--quick', action='store_true',
-                        help='smoke run: fewer seeds, methods and epochs (digits: under 60 s); not a result')
+                        help='smoke run: fewer seeds, methods and epochs (digits: about 20 s); not a result')
     parser.add_argument('--jobs', type=int, metavar='N',
                         help='runs trained at once in worker processes (default: one per CPU core, at most 8, when '
                              'a CPU suite has 20 or more runs to do, else 1; always 1 under torchrun). Results do '
@@ -53,8 +53,8 @@ def build_parser(doc=None):
     parser.add_argument('--data-root', metavar='DIR', help='where the suite finds its data (cifar, glue)')
     parser.add_argument('--download', action='store_true', help='let the suite download missing data (cifar)')
     parser.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
-                        help='suite option, repeatable, e.g. --option family=cnn (numbers as written, e.g. 1e-3, '
-                             'else YAML scalars)')
+                        help='suite option, repeatable, e.g. --option family=cnn or, for digits, --option '
+                             'ablations=true (numbers as written, e.g. 1e-3, else YAML scalars)')
     parser.add_argument('--retry-failed', action='store_true',
                         help='run again the runs that diverged before (other failed runs are always retried)')
     return parser

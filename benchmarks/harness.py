@@ -517,14 +517,16 @@ def report_directory(output_dir, suite_name):
 
 
 def _report(suite, output_dir, options, device, command, log):
-    """Writes the suite's report from its current ok records whose result.json is complete."""
+    """Writes the suite's report from its current records: ok ones whose result.json is complete, and failed ones
+    (counted per method, never averaged)."""
     from .report import write_report
     plan = {key: options[key] for key in ('quick', 'student_epochs', 'teacher_epochs', 'ta_epochs')}
     report_dir = report_directory(output_dir, suite.name)
     records = []
-    for record in current_records(suite, output_dir, device=device, **plan):
+    # failed lines too: the tables count them per method (and leave them out of every statistic)
+    for record in current_records(suite, output_dir, device=device, include_failed=True, **plan):
         run_dir = os.path.join(output_dir, record['run_dir'])
-        if read_result(run_dir) is None:
+        if record_status(record) == 'ok' and read_result(run_dir) is None:
             log(f'[{suite.name}] warning: {os.path.join(run_dir, "result.json")} is missing or damaged: '
                 f'{record["method"]} seed {record["seed"]} is left out of the report (the next run redoes it)')
             continue

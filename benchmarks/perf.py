@@ -1,8 +1,11 @@
-"""Speed of our losses against torchdistill's KDLoss, and of a Stage-I epoch with cached teacher outputs.
+"""Speed of our losses against torchdistill's KDLoss, of a Stage-I epoch with cached teacher outputs, and of the
+project runner against a plain PyTorch loop.
 
-``python -m benchmarks.perf [--quick] [--output runs/perf/perf.json] [--threads N] [--device cpu]``
+``python benchmarks/perf.py [--quick] [--sections resnet,runner] [--output runs/perf/perf.json] [--threads N]
+[--device cpu]``
 
-Everything runs in one process with the paper's CIFAR pair, teacher ResNet-110 -> student ResNet-8, on
+Sections (a) and (b) (``resnet``) run in one process with the paper's CIFAR pair, teacher ResNet-110 -> student
+ResNet-8, on
 synthetic 32x32 inputs (timing does not depend on pixel values), under ``torch.set_num_threads(--threads)``
 (default: all CPUs). Variants are interleaved (the order rotates every repetition) and medians are reported,
 so a slow spell of a shared machine hits every variant alike. Each time is taken on the wall clock and on
@@ -18,6 +21,13 @@ this process's CPU clock; on a machine other jobs share, the CPU clock with ``--
 (b) Stage-I epoch (Annealing-KD) over ``--epoch-batches`` batches: teacher forward on every step, cached
     teacher outputs (memory and disk stores, after one filling epoch), and student-only training
     (torchdistill ``TrainingBox`` with cross-entropy).
+(c) (``runner``) A digits student (scratch and KD, the configs' epochs) trained by ``plugins.runner`` and by a
+    plain PyTorch loop doing the same work (``benchmarks/runner_overhead.py``), and by the runner with
+    torchdistill's default per-sample batch fetching (the loaders before ``BatchFetchDatasetWrapper``): the
+    runner's overhead before and after that fix, target <= 1.5x the plain loop. Then a cProfile breakdown of a KD
+    runner run (data loading, forward, backward and step, validation, checkpoint writes, logging, hooks,
+    diagnostics, set-up) and the import time of a fresh interpreter (paid once per harness worker). Always on
+    the CPU with one torch thread, as the harness runs digits.
 
 It prints a table and writes the figures as JSON (atomically). ``--quick`` (batch 4, one repetition, well under
 a minute) is for tests; its figures are not meant to be quoted.
@@ -31,21 +41,29 @@ import sys
 import tempfile
 import time
 
-import torch
-from torch.utils.data import RandomSampler, SequentialSampler, TensorDataset
-from torchdistill.core.distillation import get_distillation_box
-from torchdistill.core.training import get_training_box
-from torchdistill.models.registry import get_model
+# `python benchmarks/perf.py` puts benchmarks/ on sys.path; the packages live at the repository root.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
 
-import plugins  # noqa: F401  (registers our losses, models and wrappers)
-from plugins.caching import CachedTeacherWrapper, apply_teacher_cache, release_idle_teacher
-from plugins.checkpoint import atomic_write_json
-from plugins.config_checks import check_config
-from plugins.losses.scheduled import find_scheduled_losses
+import torch  # noqa: E402
+from torch.utils.data import RandomSampler, SequentialSampler, TensorDataset  # noqa: E402
+from torchdistill.core.distillation import get_distillation_box  # noqa: E402
+from torchdistill.core.training import get_training_box  # noqa: E402
+from torchdistill.models.registry import get_model  # noqa: E402
+
+import plugins  # noqa: E402,F401  (registers our losses, models and wrappers)
+from plugins.caching import CachedTeacherWrapper, apply_teacher_cache, release_idle_teacher  # noqa: E402
+from plugins.checkpoint import atomic_write_json  # noqa: E402
+from plugins.config_checks import check_config  # noqa: E402
+from plugins.losses.scheduled import find_scheduled_losses  # noqa: E402
+
+from benchmarks.suites.digits import RECIPE  # noqa: E402
 
 __all__ = ['run', 'main']
 
-STEP_TARGET, EPOCH_TARGET = 1.03, 1.15
+STEP_TARGET, EPOCH_TARGET, RUNNER_TARGET = 1.03, 1.15, 1.5
+SECTIONS = ('resnet', 'runner')
 CLOCKS = ('wall', 'cpu')
 IO = {'student_module_path': '.', 'student_module_io': 'output', 'teacher_module_path': '.',
       'teacher_module_io': 'output'}
@@ -292,14 +310,80 @@ def measure_epochs(args, device, datasets, cache_dir):
             'ratio_quartiles': {clock: dict(cheap_spread[clock], **teacher_spread[clock]) for clock in CLOCKS}}
 
 
+RUNNER_VARIANTS = ('plain loop', 'runner', 'runner, per-sample batches')
+
+
+def measure_runner(args):
+    """(c): the digits student trained by the runner and by a plain PyTorch loop (``benchmarks.runner_overhead``),
+    each method's three variants interleaved, one torch thread (as the harness runs them); then a cProfile
+    breakdown of one KD runner run and the import time of a fresh interpreter."""
+    from benchmarks import runner_overhead as overhead
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    accuracy = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix='perf-runner-') as directory:
+            teacher = overhead.train_teacher(os.path.join(directory, 'teacher'))
+
+            def variant(method, name):
+                config, ckpt = overhead.CONFIGS[method], teacher if method == 'kd' else None
+
+                def call():
+                    accuracy[f'{method}: {name}'] = overhead.plain_loop(config, args.runner_epochs, teacher_ckpt=ckpt) \
+                        if name == 'plain loop' else overhead.runner_run(
+                            config, args.runner_epochs, os.path.join(directory, 'run'), teacher_ckpt=ckpt,
+                            per_sample=name == RUNNER_VARIANTS[2])
+                return call
+            times = time_interleaved({f'{method}: {name}': variant(method, name) for method in overhead.CONFIGS
+                                      for name in RUNNER_VARIANTS}, args.runner_repeats, torch.device('cpu'))
+            profile = overhead.profile_runner(overhead.CONFIGS['kd'], args.runner_epochs, teacher)
+        imports = overhead.import_seconds()
+    finally:
+        torch.set_num_threads(threads)
+    pairs = {}
+    for method in overhead.CONFIGS:
+        pairs[f'{method}: runner / plain loop'] = (f'{method}: runner', f'{method}: plain loop')
+        pairs[f'{method}: runner, per-sample batches / plain loop'] = (f'{method}: {RUNNER_VARIANTS[2]}',
+                                                                       f'{method}: plain loop')
+    return {'epochs': args.runner_epochs, 'repeats': args.runner_repeats, 'run': summary(times),
+            'ratios': ratios(times, pairs), 'ratio_quartiles': ratio_quartiles(times, pairs),
+            'accuracy': accuracy, 'profile_kd_runner_s': profile, 'import_s': imports}
+
+
 def run(args):
-    """Runs both measurements and returns the result dict (also written to ``args.output``)."""
+    """Runs the measurements of ``args.sections`` and returns the result dict (also written to ``args.output``)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
         return _run(args)
     finally:
         torch.set_num_threads(threads)  # leave the process as it was (e.g. under pytest)
+
+
+def _settings(args, device, num_train):
+    return {'quick': args.quick, 'device': str(device), 'threads': torch.get_num_threads(),
+            'cpu_count': os.cpu_count(), 'batch_size': args.batch_size, 'sections': list(args.sections),
+            'epoch_samples': num_train, 'num_classes': args.num_classes,
+            'teacher': 'resnet110', 'student': 'resnet8', 'input': '3x32x32 synthetic',
+            'step_repeats': args.step_repeats, 'epoch_repeats': args.epoch_repeats,
+            'teacher_epoch_repeats': args.teacher_epoch_repeats, 'loss_calls': args.loss_calls,
+            'torch': torch.__version__, 'python': platform.python_version(),
+            'processor': platform.processor() or platform.machine(),
+            'command': ' '.join(['python', '-m', 'benchmarks.perf', *args.argv])}
+
+
+def _resnet(args, device, datasets):
+    """(a) and (b), their ratios and whether they meet the targets."""
+    steps = measure_steps(args, device, datasets)
+    with tempfile.TemporaryDirectory(prefix='perf-teacher-cache-') as cache_dir:
+        epochs = measure_epochs(args, device, datasets, cache_dir)
+    all_ratios = {clock: dict(steps['ratios'][clock], **epochs['ratios'][clock]) for clock in CLOCKS}
+    met = {clock: {'step': all(all_ratios[clock][f'{n} / KDLoss step'] <= STEP_TARGET
+                               for n in ('AnnealingKDLoss', 'ContinuationKDLoss')),
+                   'epoch': all_ratios[clock]['cached (memory) / student only'] <= EPOCH_TARGET} for clock in CLOCKS}
+    return {'step': steps, 'stage1_epoch': epochs, 'ratios': all_ratios,
+            'ratio_quartiles': {clock: dict(steps['ratio_quartiles'][clock], **epochs['ratio_quartiles'][clock])
+                                for clock in CLOCKS}}, met
 
 
 def _run(args):
@@ -311,31 +395,22 @@ def _run(args):
                 for split, n in (('train', num_train), ('val', args.batch_size), ('test', args.batch_size))}
     load_before = os.getloadavg()
     start = time.perf_counter()
-    steps = measure_steps(args, device, datasets)
-    with tempfile.TemporaryDirectory(prefix='perf-teacher-cache-') as cache_dir:
-        epochs = measure_epochs(args, device, datasets, cache_dir)
-    all_ratios = {clock: dict(steps['ratios'][clock], **epochs['ratios'][clock]) for clock in CLOCKS}
-    result = {
-        'settings': {'quick': args.quick, 'device': str(device), 'threads': torch.get_num_threads(),
-                     'cpu_count': os.cpu_count(), 'batch_size': args.batch_size,
-                     'epoch_samples': num_train, 'num_classes': args.num_classes,
-                     'teacher': 'resnet110', 'student': 'resnet8', 'input': '3x32x32 synthetic',
-                     'step_repeats': args.step_repeats, 'epoch_repeats': args.epoch_repeats,
-                     'teacher_epoch_repeats': args.teacher_epoch_repeats, 'loss_calls': args.loss_calls,
-                     'torch': torch.__version__, 'python': platform.python_version(),
-                     'processor': platform.processor() or platform.machine(),
-                     'load_average_before': load_before, 'load_average_after': os.getloadavg(),
-                     'command': ' '.join(['python', '-m', 'benchmarks.perf', *args.argv])},
-        'step': steps, 'stage1_epoch': epochs, 'ratios': all_ratios,
-        'ratio_quartiles': {clock: dict(steps['ratio_quartiles'][clock], **epochs['ratio_quartiles'][clock])
-                            for clock in CLOCKS},
-        'targets': {'step_ratio_max': STEP_TARGET, 'epoch_ratio_max': EPOCH_TARGET, 'met': {
-            clock: {'step': all(all_ratios[clock][f'{n} / KDLoss step'] <= STEP_TARGET
-                                for n in ('AnnealingKDLoss', 'ContinuationKDLoss')),
-                    'epoch': all_ratios[clock]['cached (memory) / student only'] <= EPOCH_TARGET}
-            for clock in CLOCKS}},
-        'wall_time_s': time.perf_counter() - start,
-    }
+    result = {'settings': _settings(args, device, num_train),
+              'targets': {'step_ratio_max': STEP_TARGET, 'epoch_ratio_max': EPOCH_TARGET,
+                          'runner_ratio_max': RUNNER_TARGET, 'met': {clock: {} for clock in CLOCKS}}}
+    if 'resnet' in args.sections:
+        measured, met = _resnet(args, device, datasets)
+        result.update(measured)
+        for clock in CLOCKS:
+            result['targets']['met'][clock].update(met[clock])
+    if 'runner' in args.sections:
+        result['runner_vs_plain'] = measure_runner(args)
+        for clock in CLOCKS:
+            result['targets']['met'][clock]['runner'] = all(
+                value <= RUNNER_TARGET for name, value in result['runner_vs_plain']['ratios'][clock].items()
+                if name.endswith(': runner / plain loop'))
+    result['settings'].update(load_average_before=load_before, load_average_after=os.getloadavg())
+    result['wall_time_s'] = time.perf_counter() - start
     atomic_write_json(args.output, result)
     return result
 
@@ -343,56 +418,89 @@ def _run(args):
 def _target(name):
     if name.endswith('KDLoss step'):
         return STEP_TARGET
+    if name.endswith(': runner / plain loop'):
+        return RUNNER_TARGET
     return EPOCH_TARGET if name == 'cached (memory) / student only' else None
 
 
-def format_table(result):
-    """The measured figures as a plain-text table (wall clock and process CPU time side by side)."""
-    settings, lines = result['settings'], []
-    load = settings['load_average_before'][0], settings['load_average_after'][0]
-    lines.append(f"ResNet-110 -> ResNet-8, {settings['input']}, batch {settings['batch_size']}, "
-                 f"{settings['num_classes']} classes, device {settings['device']}, torch.set_num_threads("
-                 f"{settings['threads']}) on {settings['cpu_count']} CPUs, 1-min load average {load[0]:.1f} before, "
-                 f"{load[1]:.1f} after")
+def _time_rows(lines, section, unit, scale, width=36):
+    digits = 2 if unit == 's' else 1
+    for name in section['wall']:
+        lines.append(f"    {name:<{width}} {section['wall'][name]['median_s'] * scale:10.{digits}f} "
+                     f"{section['cpu'][name]['median_s'] * scale:10.{digits}f}  {unit}")
+
+
+def _ratio_rows(lines, ratios_by_clock, quartiles, width=40):
+    lines.append('ratios: median over repetitions of the ratio within a repetition [quartiles of those ratios]')
+    lines.append(f"    {'':<{width}} {'wall':>21} {'cpu':>21}")
+    for name in ratios_by_clock['wall']:
+        wall, cpu = ratios_by_clock['wall'][name], ratios_by_clock['cpu'][name]
+        spread = {clock: '[{:.3f}, {:.3f}]'.format(*quartiles[clock][name]) for clock in CLOCKS}
+        target = _target(name)
+        verdict = '' if target is None else f"  target <= {target}: wall {'met' if wall <= target else 'MISSED'}, " \
+                                            f"cpu {'met' if cpu <= target else 'MISSED'}"
+        lines.append(f"    {name:<{width}} {wall:6.3f} {spread['wall']:>14} {cpu:6.3f} {spread['cpu']:>14}{verdict}")
+
+
+def _resnet_table(result, lines):
+    settings = result['settings']
     header = f"    {'':<36} {'wall':>10} {'cpu':>10}"
-
-    def rows(section, unit, scale):
-        digits = 2 if unit == 's' else 1
-        for name in section['wall']:
-            lines.append(f"    {name:<36} {section['wall'][name]['median_s'] * scale:10.{digits}f} "
-                         f"{section['cpu'][name]['median_s'] * scale:10.{digits}f}  {unit}")
-
+    lines.append(f"ResNet-110 -> ResNet-8, {settings['input']}, batch {settings['batch_size']}, "
+                 f"{settings['num_classes']} classes")
     lines.append(f"(a) training step (teacher fwd, student fwd, loss, backward, SGD), median of "
                  f"{settings['step_repeats']} interleaved repetitions")
     lines.append(header)
-    rows(result['step']['step'], 'ms', 1e3)
+    _time_rows(lines, result['step']['step'], 'ms', 1e3)
     lines.append(f"    loss alone (forward + backward on fixed logits), median of {settings['step_repeats'] * 3}")
-    rows(result['step']['loss_only'], 'us', 1e6)
+    _time_rows(lines, result['step']['loss_only'], 'us', 1e6)
     lines.append(f"(b) Stage-I epoch of {settings['epoch_samples']} samples, median of {settings['epoch_repeats']} "
                  f"interleaved repetitions ({settings['teacher_epoch_repeats']} with the teacher every step)")
     lines.append(header)
-    rows(result['stage1_epoch']['epoch'], 's', 1)
+    _time_rows(lines, result['stage1_epoch']['epoch'], 's', 1)
     teacher = result['stage1_epoch']['epoch_with_teacher']
     lines.append(f"    {'teacher every step':<36} {teacher['wall']['teacher every step']['median_s']:10.2f} "
                  f"{teacher['cpu']['teacher every step']['median_s']:10.2f}  s")
     fill = result['stage1_epoch']['fill_epoch_s']
     for name in fill['wall']:
         lines.append(f"    {name + ', filling epoch':<36} {fill['wall'][name]:10.2f} {fill['cpu'][name]:10.2f}  s")
-    lines.append('ratios: median over repetitions of the ratio within a repetition [quartiles of those ratios]')
-    lines.append(f"    {'':<40} {'wall':>21} {'cpu':>21}")
-    for name in result['ratios']['wall']:
-        wall, cpu = result['ratios']['wall'][name], result['ratios']['cpu'][name]
-        spread = {clock: '[{:.3f}, {:.3f}]'.format(*result['ratio_quartiles'][clock][name]) for clock in CLOCKS}
-        target = _target(name)
-        verdict = '' if target is None else f"  target <= {target}: wall {'met' if wall <= target else 'MISSED'}, " \
-                                            f"cpu {'met' if cpu <= target else 'MISSED'}"
-        lines.append(f"    {name:<40} {wall:6.3f} {spread['wall']:>14} {cpu:6.3f} {spread['cpu']:>14}{verdict}")
+    _ratio_rows(lines, result['ratios'], result['ratio_quartiles'])
     lines.append('    step ratio to KDLoss from the loss cost alone, 1 + (loss - KDLoss loss) / KDLoss step:')
     loss_cost = result['step']['loss_cost_step_ratios']
     for name in loss_cost['wall']:
         lines.append(f"    {name.split(' / ')[0]:<40} {loss_cost['wall'][name]:21.5f} {loss_cost['cpu'][name]:21.5f}")
-    lines.append(f"teacher calls in the timed cached epochs: {result['stage1_epoch']['teacher_calls_after_filling']}; "
-                 f"wall time {result['wall_time_s']:.0f} s")
+    lines.append(f"teacher calls in the timed cached epochs: {result['stage1_epoch']['teacher_calls_after_filling']}")
+
+
+def _runner_table(section, lines):
+    lines.append(f"(c) digits student (MLP 64-4-10), {section['epochs']} epochs with validation every epoch, one torch "
+                 f"thread: runner against a plain PyTorch loop, median of {section['repeats']} interleaved "
+                 f"repetitions")
+    lines.append(f"    {'':<44} {'wall':>10} {'cpu':>10}")
+    _time_rows(lines, section['run'], 's', 1, width=44)
+    _ratio_rows(lines, section['ratios'], section['ratio_quartiles'], width=48)
+    accuracy = ', '.join(f"{name} {value['test']:.1f}" for name, value in section['accuracy'].items())
+    lines.append(f'    test accuracy of the last repetition (same work, not the same random draws): {accuracy}')
+    profile = section['profile_kd_runner_s']
+    lines.append(f"    where one KD runner run spends its time (cProfile, cumulative; profiling inflates Python "
+                 f"code): {profile['total']:.2f} s in all")
+    for name, seconds in profile.items():
+        if name != 'total':
+            lines.append(f"        {name:<66} {seconds:6.2f} s {100 * seconds / profile['total']:5.1f} %")
+    lines.append(f"    process start (import torch, torchdistill, plugins in a fresh interpreter, once per harness "
+                 f"worker): {section['import_s']:.1f} s wall")
+
+
+def format_table(result):
+    """The measured figures as a plain-text table (wall clock and process CPU time side by side)."""
+    settings, lines = result['settings'], []
+    load = settings['load_average_before'][0], settings['load_average_after'][0]
+    lines.append(f"device {settings['device']}, torch.set_num_threads({settings['threads']}) on "
+                 f"{settings['cpu_count']} CPUs, 1-min load average {load[0]:.1f} before, {load[1]:.1f} after")
+    if 'step' in result:
+        _resnet_table(result, lines)
+    if 'runner_vs_plain' in result:
+        _runner_table(result['runner_vs_plain'], lines)
+    lines.append(f"wall time {result['wall_time_s']:.0f} s")
     return '\n'.join(lines)
 
 
@@ -411,11 +519,21 @@ def get_args(argv=None):
                                                                   '1 with --quick)')
     parser.add_argument('--loss-calls', type=int, help='loss calls per loss-only timing (default 200, 10 with --quick)')
     parser.add_argument('--num-classes', type=int, default=100, help='100 (CIFAR-100, default) or 10')
+    parser.add_argument('--sections', default=','.join(SECTIONS),
+                        help="comma-separated: 'resnet' ((a) and (b)), 'runner' ((c), always on the CPU) "
+                             f"(default: {','.join(SECTIONS)})")
+    parser.add_argument('--runner-epochs', type=int, help='(c): epochs per digits run (default: the digits recipe\'s, '
+                                                          '2 with --quick)')
+    parser.add_argument('--runner-repeats', type=int, help='(c): interleaved repetitions (default 9, 1 with --quick)')
     args = parser.parse_args(argv)
+    args.sections = [name.strip() for name in args.sections.split(',') if name.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown or not args.sections:
+        parser.error(f'--sections must name some of {list(SECTIONS)}, got {unknown or args.sections}')
     defaults = dict(batch_size=4, epoch_batches=2, step_repeats=1, epoch_repeats=1, teacher_epoch_repeats=1,
-                    loss_calls=10, threads=1) if args.quick else \
+                    loss_calls=10, threads=1, runner_epochs=2, runner_repeats=1) if args.quick else \
         dict(batch_size=128, epoch_batches=8, step_repeats=21, epoch_repeats=9, teacher_epoch_repeats=3, loss_calls=200,
-             threads=os.cpu_count())
+             threads=os.cpu_count(), runner_epochs=RECIPE['epochs'], runner_repeats=9)
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

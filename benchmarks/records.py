@@ -149,6 +149,7 @@ def make_record(suite_name, job, result, output_dir, device, versions):
         'train_samples_per_s': result['train_samples_per_s'], 'peak_memory_mb': result['peak_memory_mb'],
         'student_params': result['student_params'], 'teacher_params': result['teacher_params'],
         'world_size': result.get('world_size', 1),
+        'diagnostics': result.get('diagnostics'),  # dead ReLU units, loss growth (plugins/diagnostics.py)
     })
 
 

@@ -5,6 +5,7 @@ loss wrapper, epoch hook (``plugins.hooks``, ``plugins.stages``), model and data
 key torchdistill already has.
 """
 from . import datasets, hooks, losses, models, stages
+from . import diagnostics, teacher_noise
 from . import caching  # teacher-output cache (dataset + teacher wrappers), idle-teacher release
 from . import glue
 from .losses import AnnealedTeacherLossWrapper, AnnealingKDLoss, ContinuationKDLoss

@@ -39,6 +39,7 @@ from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_se
 from .config_checks import (ConfigError, check_config, check_device, check_directory, check_seed, parse_value,
                             uses_teacher)
 from .config_loading import ConfigLoader, read_config_file
+from .diagnostics import training_diagnostics
 from .divergence import loss_guard
 from .errors import CheckpointError, OutputWriteError, TeacherCacheError, TrainingDivergedError
 from .evaluation import evaluate, get_metric, to_device
@@ -127,7 +128,8 @@ def _train_one_epoch(box, device, epoch, show_progress):
         batch_size = len(targets)
         total_loss += value * batch_size
         num_samples += batch_size
-        batches.set_postfix(loss=f'{value:.4f}')
+        if show_progress:  # a disabled bar still formats its postfix
+            batches.set_postfix(loss=f'{value:.4f}')
     total_loss, num_samples, diverged = dist_util.sum_across_ranks(total_loss, num_samples, guard.diverged)
     if diverged:
         raise TrainingDivergedError(guard.message or f'the training loss diverged on another rank in epoch {epoch}')
@@ -224,6 +226,8 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
         'peak_memory_mb': _peak_memory_mb(device),
         'student_params': sum(p.numel() for p in _unwrap(student).parameters()),
         'teacher_params': None if teacher is None else sum(p.numel() for p in teacher.parameters()),
+        # dead ReLU units of the reported checkpoint on the training split; training-loss blow-ups per stage
+        'diagnostics': training_diagnostics(_unwrap(student), box.train_data_loader, device, history),
     }
     if main_process:  # student_best.pt: written by the stage checkpoints when the last stage ended
         atomic_write_json(os.path.join(output_dir, 'result.json'), result)

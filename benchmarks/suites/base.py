@@ -15,6 +15,8 @@ class MethodSpec:
     config plus overrides). ``group`` sorts the report ('main' methods, then 'ablation'); ``sweeps`` names the
     ablation sweeps the method belongs to (e.g. ``('tau_max',)``): the report shows each sweep's members side by
     side and marks the one with the best mean VALIDATION metric. ``note`` is a short description for the report.
+    ``family`` and ``axes`` place a variant on the suite's axes (:attr:`Suite.axes`): ``kd_w2`` is
+    ``MethodSpec(..., family='kd', axes=(('width', 2),))``; a method without ``family`` is its own family.
     """
     config: str
     teacher_role: str = 'teacher'
@@ -22,6 +24,8 @@ class MethodSpec:
     group: str = 'main'
     sweeps: tuple = ()
     note: str = ''
+    family: str = None
+    axes: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,12 @@ class Suite:
     Optional (the harness has defaults): ``student_epochs`` is the epoch budget of every student method
     (a multi-stage config keeps its own split of it); ``teacher_epochs`` / ``ta_epochs`` the teacher's and the
     TA's; ``baseline`` is the method the paired differences are taken against; ``report`` is a callable
-    ``report(output_dir, records, suite)`` drawing suite-specific figures after the tables.
+    ``report(output_dir, records, suite)`` drawing suite-specific figures after the tables. ``axes`` maps an
+    axis name to ``{'reference': value, 'label': text, 'against_reference': bool}``: the report gives a table
+    per value of each axis (the other axes at their reference), the paired difference of every family against
+    the baseline family at the same point and, with ``against_reference``, against the same family at the
+    axis's reference value (e.g. a noisy teacher against the clean one). A method's unlisted axes are at
+    their reference.
     """
     name: str
     description: str
@@ -52,3 +61,4 @@ class Suite:
     ta_epochs: int = None
     baseline: str = 'kd'
     report: object = None
+    axes: dict = field(default_factory=dict)

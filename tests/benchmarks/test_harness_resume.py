@@ -16,7 +16,7 @@ from benchmarks.stats import describe
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN = os.path.join(REPO, 'benchmarks', 'run.py')
 RECORD_FIELDS = {'suite', 'method', 'seed', 'test', 'best_val', 'epochs', 'epoch_split', 'wall_time_s',
-                 'config_hash', 'versions', 'train_samples_per_s', 'peak_memory_mb'}
+                 'config_hash', 'versions', 'train_samples_per_s', 'peak_memory_mb', 'diagnostics'}
 
 
 def _cli(*args, timeout=300):
@@ -51,11 +51,15 @@ def test_quick_mode_end_to_end_writes_ledger_tables_and_plots(quick_run):
     output_dir, completed, _ = quick_run
     assert completed.returncode == 0, completed.stderr[-3000:]
     records = _ledger(output_dir)
-    methods = ['scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd']
+    methods = ['scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd', 'kd_noise_mitigation']
     assert sorted((r['method'], r['seed']) for r in records) == \
         sorted((m, s) for m in ['teacher', 'ta'] + methods for s in (0, 1))
     for record in records:
         assert RECORD_FIELDS <= set(record) and record['suite'] == 'digits'
+        dead = record['diagnostics']['dead_relu']  # every run's dead units, from the saved checkpoint
+        assert dead['relu_units'] == (4 if record['role'] == 'student' else 512 if record['role'] == 'teacher' else 64)
+        assert 0 <= dead['dead_units'] <= dead['relu_units'] and record['diagnostics']['loss_growth']['flagged'] in \
+            (True, False)
         assert 0.0 <= record['test']['accuracy'] <= 100.0 and record['versions']['torchdistill'] == '1.1.5'
     students = [r for r in records if r['role'] == 'student']
     assert {r['epochs'] for r in students} == {10}  # the same budget for every student
@@ -84,7 +88,7 @@ def test_second_invocation_skips_finished_runs(quick_run, capsys, monkeypatch):
     checkpoints = {path: os.path.getmtime(path) for path in _files(output_dir) if path.endswith('student_best.pt')}
     status, stdout = _cli_in_process(capsys, monkeypatch, '--quick', '--output-dir', output_dir)
     assert status == 0
-    assert '14 runs planned, 14 already finished (reused), 0 to run' in stdout
+    assert '16 runs planned, 16 already finished (reused), 0 to run' in stdout
     assert _ledger(output_dir) == before
     assert {path: os.path.getmtime(path) for path in checkpoints} == checkpoints
 

@@ -71,3 +71,42 @@ def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
         perf.get_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_runner_section_compares_the_runner_with_the_plain_loop_before_and_after(quick_run):
+    data = json.loads((quick_run[0] / 'perf.json').read_text())
+    section = data['runner_vs_plain']
+    names = [f'{method}: {variant}' for method in ('scratch', 'kd') for variant in perf.RUNNER_VARIANTS]
+    assert sorted(section['run']['cpu']) == sorted(names) and section['epochs'] == 2
+    for clock in ('wall', 'cpu'):
+        run = section['run'][clock]
+        expected = statistics.median(a / b for a, b in zip(run['kd: runner']['samples_s'],
+                                                           run['kd: plain loop']['samples_s']))
+        assert section['ratios'][clock]['kd: runner / plain loop'] == pytest.approx(expected)
+        assert data['targets']['met'][clock]['runner'] == all(
+            section['ratios'][clock][f'{m}: runner / plain loop'] <= 1.5 for m in ('scratch', 'kd'))
+    assert len(section['accuracy']) == 6
+    assert all(0.0 <= value['test'] <= 100.0 for value in section['accuracy'].values())
+    profile = section['profile_kd_runner_s']
+    assert profile['total'] > 0 and all(0 <= v <= profile['total'] * 1.01 for v in profile.values())
+    assert profile['forward: teacher, student, loss (torchdistill forward_process)'] > 0 and section['import_s'] > 0
+    assert 'runner / plain loop' in perf.format_table(quick_run[1])
+
+
+def test_plain_loop_kd_loss_is_torchdistills_kd_loss():
+    from torchdistill.losses.mid_level import KDLoss
+
+    from benchmarks.runner_overhead import _kd_loss
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(8, 10, generator=generator), torch.randn(8, 10, generator=generator)
+    targets = torch.randint(0, 10, (8,), generator=generator)
+    reference = KDLoss(student_module_path='.', student_module_io='output', teacher_module_path='.',
+                       teacher_module_io='output', temperature=4.0, alpha=0.5, reduction='batchmean')
+    expected = reference({'.': {'output': student}}, {'.': {'output': teacher}}, targets)
+    assert _kd_loss(student, teacher, targets, 4.0, 0.5).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_bad_sections_are_named(capsys):
+    with pytest.raises(SystemExit):
+        perf.get_args(['--sections', 'resnet,gpu'])
+    assert "--sections must name some of ['resnet', 'runner'], got ['gpu']" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from benchmarks.configs import budget_overrides, config_hash, read_structure, stage_epochs
+from benchmarks.configs import apply_dotted, budget_overrides, config_hash, read_structure, stage_epochs
 from benchmarks.harness import HarnessError, plan_suite
 from benchmarks.suites import SUITES, SuiteError, build_suite
 from plugins.datasets.sinusoid import sinusoid_function, sinusoid_split
@@ -37,27 +37,43 @@ def test_a_registered_suite_without_its_module_says_so(monkeypatch):
 
 def test_digits_suite_is_fair_and_has_the_required_capacity_gap():
     suite = build_suite('digits')
-    assert len(suite.default_seeds) >= 5
-    assert set(suite.methods) >= {'scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd', 'annealing_kd_tau1'}
+    assert len(suite.default_seeds) >= 10
+    assert set(suite.methods) >= {'scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd', 'kd_noise_mitigation'}
+    assert 'annealing_kd_tau1' in build_suite('digits', {'ablations': True}).methods
     teacher = _mlp_params(read_structure(suite.teacher_config)['models']['model'])
     ta = _mlp_params(read_structure(suite.ta_config)['models']['student_model'])
     assert teacher == 85002 and ta == 4810
-    datasets = []
+    datasets, widths, plans = [], {}, plan_suite(suite, 'unused-output-dir', seeds=[0])
+    by_method = {job.method: job for job in plans if job.role == 'student'}
     for name, spec in suite.methods.items():
-        structure = read_structure(spec.config)
+        structure = apply_dotted(read_structure(spec.config), spec.overrides)  # every override hits a real key
         models = structure['models']
-        student = _mlp_params(models.get('student_model', models.get('model')))
-        assert student == 310 and teacher >= 10 * student and student < ta < teacher
+        student = models.get('student_model', models.get('model'))
+        widths.setdefault(spec.family, set()).add(student['kwargs']['hidden_dims'][0])
+        assert _mlp_params(student) < ta < teacher and teacher >= 10 * _mlp_params(student)
         datasets.append(structure['datasets'])
         # every student spends the same budget, however many stages it has
-        assert sum(budget_overrides(structure, suite.student_epochs).values()) == 200
+        assert sum(budget_overrides(structure, suite.student_epochs).values()) == suite.student_epochs == 50
+        assert sum(v for k, v in by_method[name].overrides.items() if k.endswith('num_epochs')) == 50
+        assert dict(spec.axes)['width'] == student['kwargs']['hidden_dims'][0]
     assert all(d == datasets[0] for d in datasets), 'every method must see the same splits'
+    for family in ('scratch', 'kd', 'annealing_kd', 'continuation_kd'):
+        assert len(widths[family]) >= 4 and 4 in widths[family], family
+    assert widths['takd'] == {4} and _mlp_params({'kwargs': {'input_dim': 64, 'hidden_dims': [4],
+                                                             'num_classes': 10}}) == 310
     assert suite.methods['takd'].teacher_role == 'ta' and suite.methods['scratch'].teacher_role is None
+    noisy = [name for name, spec in suite.methods.items() if dict(spec.axes)['teacher_noise'] > 0]
+    assert sorted(noisy) == ['annealing_kd_noisy', 'continuation_kd_noisy', 'kd_noise_mitigation_noisy', 'kd_noisy']
+    for name in noisy:  # the corruption is in the data and a teacher wrapper, never in the losses
+        overrides = suite.methods[name].overrides
+        assert {key.rsplit('.', 1)[-1] for key in overrides} == {'dataset_wrapper', 'teacher'}
+        assert overrides[[k for k in overrides if k.endswith('.teacher')][0]]['auxiliary_model_wrapper'][
+            'key'] == 'NoisyTeacherWrapper'
 
 
 def test_budget_split_keeps_the_stage_proportions_and_the_total():
     structure = read_structure('yaml_configs/digits/annealing_kd/mlp4_from_mlp256.yaml')
-    assert stage_epochs(structure) == [('train.stage1.num_epochs', 100), ('train.stage2.num_epochs', 100)]
+    assert stage_epochs(structure) == [('train.stage1.num_epochs', 25), ('train.stage2.num_epochs', 25)]
     assert budget_overrides(structure, 21) == {'train.stage1.num_epochs': 11, 'train.stage2.num_epochs': 10}
     structure['train']['stage1']['num_epochs'] = 150
     structure['train']['stage2']['num_epochs'] = 50
@@ -115,7 +131,7 @@ def test_cli_documents_every_flag_and_rejects_unknown_names(capsys):
                  '--output-dir', '--quick', '--jobs', '--threads', '--task', '--data-root', '--download', '--option'):
         assert flag in text
     for argv, expected in ((['--suite', 'nope'], 'valid suites: cifar10, cifar100, digits'),
-                           (['--methods', 'kd,nope', '--list-methods'], None),
+                           (['--methods', 'kd,nope', '--list-methods', '--option', 'ablations=true'], None),
                            (['--seeds', 'x'], '--seeds expects integers')):
         if expected is None:  # --list-methods does not validate --methods; it lists the valid names
             assert main(argv, repo_root=REPO) == 0
@@ -124,3 +140,24 @@ def test_cli_documents_every_flag_and_rejects_unknown_names(capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(argv, repo_root=REPO)
         assert exit_info.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_recipe_rule_takes_the_shortest_recipe_within_half_a_point_of_the_best_average():
+    from benchmarks.suites.digits import TUNING_EPOCHS, TUNING_FAMILIES, TUNING_LRS, recipe_selection
+    averages = {(0.003, 50): 80.0, (0.003, 100): 85.0, (0.01, 50): 90.0, (0.01, 100): 91.0, (0.03, 50): 90.6,
+                (0.03, 100): 91.2}
+    records = [{'method': f'{family}_lr{lr:g}_e{epochs}', 'seed': seed, 'best_val': value + offset, 'role': 'student'}
+               for (lr, epochs), value in averages.items() for family, offset in zip(TUNING_FAMILIES, (-1, 0, 1))
+               for seed in (0, 1)]
+    rows, chosen = recipe_selection(records)
+    assert len(rows) == len(TUNING_LRS) * len(TUNING_EPOCHS)
+    # best average 91.2 (0.03, 100); within 0.5 of it (>= 90.7): only 100-epoch recipes (90.6 at 50 is not), and
+    # among those the best average
+    assert chosen == (0.03, 100)
+    averages[(0.03, 50)] = 90.8  # now a 50-epoch recipe is within 0.5 points: the shorter one wins
+    records = [dict(r, best_val=averages[(float(r['method'].split('_lr')[1].split('_e')[0]),
+                                          int(r['method'].rsplit('_e', 1)[1]))] +
+                    (-1, 0, 1)[TUNING_FAMILIES.index(r['method'].split('_lr')[0])]) for r in records]
+    assert recipe_selection(records)[1] == (0.03, 50)
+    failed = [dict(r, status='failed') if r['method'].startswith('kd_lr0.03_e50') else r for r in records]
+    assert all((row['lr'], row['epochs']) != (0.03, 50) for row in recipe_selection(failed)[0])

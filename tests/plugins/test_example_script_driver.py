@@ -100,7 +100,10 @@ def digits_teachers(tmp_path):
 def short_epochs(config):
     if 'stage1' in config['train']:  # Stage I holds tau_max = 10 levels
         return {'train.stage1.num_epochs': 10, 'train.stage2.num_epochs': 2}
-    return {'train.num_epochs': 2}
+    # the published Continuation-KD steps through T_max temperature levels, one epoch each at least
+    terms = config['train']['criterion']['kwargs']['sub_terms'].values()
+    return {'train.num_epochs': max([2] + [term['criterion']['kwargs'].get('max_temperature', 2) for term in terms
+                                           if isinstance(term['criterion'].get('kwargs'), dict)])}
 
 
 # Every config under the script's kind of driver; the multi-stage one also under the runner's kind.

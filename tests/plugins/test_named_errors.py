@@ -89,7 +89,7 @@ def test_an_unknown_data_set_split_lists_the_accepted_splits(tmp_path):
     path.write_text(open(DIGITS_KD).read().replace("split: 'val'", "split: 'valid'"))
     with pytest.raises(ConfigError) as error:
         runner.load_config(str(path))
-    assert str(error.value) == (f"{path}: datasets.digits/val (line 12): !import_call "
+    assert str(error.value) == (f"{path}: datasets.digits/val (line 14): !import_call "
                                 f"'plugins.datasets.digits.digits_split' failed: ValueError: split must be one of "
                                 f"['train', 'val', 'test'], got 'valid'")
 
