@@ -5,16 +5,17 @@ Every function here is monotonically decreasing in T with Phi(1) = 1 and Phi(tau
 so the variants differ only in how they move between the paper's two end points.
 """
 import math
+from typing import Callable
+
+from .checks import check_choice, check_integer
 
 __all__ = ['linear_annealing', 'cosine_annealing', 'exponential_annealing', 'ANNEALING_FUNCTIONS',
            'get_annealing_function', 'check_max_temperature']
 
 
-def check_max_temperature(max_temperature, field='max_temperature'):
+def check_max_temperature(max_temperature: int, field: str = 'max_temperature') -> int:
     """Raises ``ValueError`` unless ``max_temperature`` is an integer >= 1 (bools are rejected)."""
-    if isinstance(max_temperature, bool) or not isinstance(max_temperature, int) or max_temperature < 1:
-        raise ValueError(f'{field} must be an integer >= 1 (tau_max of Annealing-KD), got {max_temperature!r}')
-    return max_temperature
+    return check_integer(max_temperature, field, note=' (tau_max of Annealing-KD)')
 
 
 def _check_temperature(temperature, max_temperature):
@@ -23,13 +24,13 @@ def _check_temperature(temperature, max_temperature):
         raise ValueError(f'temperature must lie in [1, max_temperature={max_temperature}], got {temperature!r}')
 
 
-def linear_annealing(temperature, max_temperature):
+def linear_annealing(temperature: int, max_temperature: int) -> float:
     """The paper's annealing function: Phi(T) = 1 - (T - 1) / tau_max."""
     _check_temperature(temperature, max_temperature)
     return 1.0 - (temperature - 1.0) / max_temperature
 
 
-def cosine_annealing(temperature, max_temperature):
+def cosine_annealing(temperature: int, max_temperature: int) -> float:
     """Half-cosine between the paper's end points (our variant).
 
     Phi(T) = 1/tau_max + (1 - 1/tau_max) * (1 + cos(pi * (T - 1) / (tau_max - 1))) / 2, and Phi = 1 when tau_max = 1.
@@ -41,7 +42,7 @@ def cosine_annealing(temperature, max_temperature):
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * (temperature - 1.0) / (max_temperature - 1.0)))
 
 
-def exponential_annealing(temperature, max_temperature):
+def exponential_annealing(temperature: int, max_temperature: int) -> float:
     """Geometric interpolation between the paper's end points (our variant).
 
     Phi(T) = tau_max ** (-(T - 1) / (tau_max - 1)), and Phi = 1 when tau_max = 1.
@@ -59,8 +60,6 @@ ANNEALING_FUNCTIONS = {
 }
 
 
-def get_annealing_function(name, field='annealing'):
+def get_annealing_function(name: str, field: str = 'annealing') -> Callable[[int, int], float]:
     """Returns the annealing function registered under ``name``; the error lists the accepted names."""
-    if name not in ANNEALING_FUNCTIONS:
-        raise ValueError(f'{field} must be one of {sorted(ANNEALING_FUNCTIONS)}, got {name!r}')
-    return ANNEALING_FUNCTIONS[name]
+    return ANNEALING_FUNCTIONS[check_choice(name, field, sorted(ANNEALING_FUNCTIONS))]

@@ -23,12 +23,14 @@ epoch reproduces Annealing-KD's two stages (without its best-checkpoint reload b
 psi follows :class:`continuation.psi.PsiSchedule` (Eqs. 6-8).
 """
 import math
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from .annealing import check_max_temperature, linear_annealing
-from .base import ContinuationObjective
+from .base import ContinuationObjective, register_objective
+from .checks import check_bool, check_choice, check_number
 from .psi import PsiSchedule, parse_fraction
 from .schedules import ContinuationSchedule, annealing_temperature
 
@@ -41,14 +43,20 @@ DISTANCE_REDUCTIONS = ('mean', 'sum')
 TASKS = ('classification', 'regression')
 
 
-def _check_bool(value, field):
-    if not isinstance(value, bool):
-        raise ValueError(f'{field} must be true or false, got {value!r}')
-    return value
-
-
+@register_objective('annealed_hinge')
 class AnnealedHingeKD(ContinuationObjective):
-    """The published Continuation-KD objective (module docstring: Eqs. 3-5).
+    """The published Continuation-KD objective (module docstring: Eqs. 3-5), the default of ``ContinuationKDLoss``.
+
+    L = psi * CE(z_s, y) + (1 - psi) * mean_i max(0, d(z_s, a_t z_t) - m a_m); it positions itself: T steps by
+    ``max_temperature`` and psi follows its own schedule (no lambda ``schedule:``). At the end of the run psi = 1:
+    the cross-entropy to the labels.
+
+    .. code-block:: yaml
+
+        objective: 'annealed_hinge'
+        max_temperature: 10
+        margin: 1.0
+        psi: {ramp: '3/4'}
 
     :param max_temperature: T_max, an integer >= 1.
     :param margin: m >= 0, on the scale of the distance (see ``distance_reduction``).
@@ -61,27 +69,22 @@ class AnnealedHingeKD(ContinuationObjective):
     """
 
     accepts_label_loss = True
+    end_identity = 'label_loss'
 
-    def __init__(self, max_temperature, margin=DEFAULT_MARGIN, psi=None, distance_reduction='mean',
-                 anneal_teacher=True, anneal_margin=True, temperature_span=1, task='classification'):
+    def __init__(self, max_temperature: int, margin: float = DEFAULT_MARGIN, psi: Optional[dict] = None,
+                 distance_reduction: str = 'mean', anneal_teacher: bool = True, anneal_margin: bool = True,
+                 temperature_span=1, task: str = 'classification'):
         super().__init__()
         self.max_temperature = check_max_temperature(max_temperature)
-        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < math.inf:
-            raise ValueError(f'margin must be a finite number >= 0, got {margin!r}')
-        self.margin = float(margin)
+        self.margin = float(check_number(margin, 'margin', 0, finite=True))
         self.psi_schedule = PsiSchedule(psi)
-        if distance_reduction not in DISTANCE_REDUCTIONS:
-            raise ValueError(f'distance_reduction must be one of {list(DISTANCE_REDUCTIONS)}, '
-                             f'got {distance_reduction!r}')
-        self.distance_reduction = distance_reduction
-        self.anneal_teacher = _check_bool(anneal_teacher, 'anneal_teacher')
-        self.anneal_margin = _check_bool(anneal_margin, 'anneal_margin')
+        self.distance_reduction = check_choice(distance_reduction, 'distance_reduction', DISTANCE_REDUCTIONS)
+        self.anneal_teacher = check_bool(anneal_teacher, 'anneal_teacher')
+        self.anneal_margin = check_bool(anneal_margin, 'anneal_margin')
         self.temperature_span = parse_fraction(temperature_span, 'temperature_span')
         if not 0 < self.temperature_span <= 1:
             raise ValueError(f'temperature_span must lie in (0, 1] (a fraction of the run), got {temperature_span!r}')
-        if task not in TASKS:
-            raise ValueError(f'task must be one of {list(TASKS)}, got {task!r}')
-        self.task = task
+        self.task = check_choice(task, 'task', TASKS)
         self.temperature_schedule = ContinuationSchedule('step', num_levels=self.max_temperature)
         self.psi = 0.0 if self.psi_schedule.dynamic else self.psi_schedule.value
 
@@ -103,14 +106,21 @@ class AnnealedHingeKD(ContinuationObjective):
         """a_m: phi(T) when phi is applied to the margin, else 1."""
         return self.phi if self.anneal_margin else 1.0
 
-    def state(self):
+    def state(self) -> dict:
         return {'T': self.temperature, 'phi': self.phi, 'psi': self.psi}
+
+    def lambda_schedule(self, spec: Optional[dict]) -> Tuple[None, bool]:
+        """No lambda schedule: T and psi follow the run by themselves (:meth:`set_position`)."""
+        if spec is not None:
+            raise ValueError('schedule applies to the lambda objectives; annealed_hinge steps T by max_temperature '
+                             'and weighs the label by psi (per iteration: psi: {..., per_iteration: true})')
+        return None, self.psi_schedule.per_iteration
 
     def temperature_epochs(self, num_epochs: int) -> int:
         """How many of the run's first epochs T takes to step from T_max down to 1."""
         return math.floor(self.temperature_span * num_epochs)
 
-    def check_num_epochs(self, num_epochs: int, field: str = 'num_epochs'):
+    def check_num_epochs(self, num_epochs: int, field: str = 'num_epochs') -> None:
         """Raises ``ValueError`` before training when a run of ``num_epochs`` cannot hold the schedules."""
         self.psi_schedule.check_num_epochs(num_epochs, field=field)
         span = self.temperature_epochs(num_epochs)
@@ -120,7 +130,7 @@ class AnnealedHingeKD(ContinuationObjective):
             raise ValueError(f'{field}={num_epochs}{share} is shorter than the {self.max_temperature} levels of '
                              f'max_temperature: every temperature level needs at least one epoch')
 
-    def set_position(self, epoch, num_epochs: int):
+    def set_position(self, epoch: float, num_epochs: int) -> None:
         """Moves T (per whole epoch) and psi (per possibly fractional ``epoch``) to ``epoch`` of ``num_epochs``."""
         if not 0 <= epoch < num_epochs:
             raise ValueError(f'epoch must lie in [0, {num_epochs}), got {epoch!r}')
@@ -128,22 +138,23 @@ class AnnealedHingeKD(ContinuationObjective):
         self.set_lambda(self.temperature_schedule(whole, span) if whole < span else 1.0)
         self.psi = self.psi_schedule(epoch, num_epochs)
 
-    def set_psi(self, psi: float):
+    def set_psi(self, psi: float) -> None:
         if not 0.0 <= psi <= 1.0:
             raise ValueError(f'psi must lie in [0, 1], got {psi!r}')
         self.psi = float(psi)
 
-    def distances(self, student_logits, teacher_logits):
+    def distances(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         """d(z_s, a_t * z_t) per sample; the teacher is detached."""
         squared = (student_logits - teacher_logits.detach() * self.teacher_scale).pow(2).flatten(1)
         return squared.mean(dim=1) if self.distance_reduction == 'mean' else squared.sum(dim=1)
 
-    def hinge(self, student_logits, teacher_logits):
+    def hinge(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
         """mean_i max(0, d_i - m * a_m) (Eq. 4, per sample, averaged over the batch)."""
         return torch.clamp(self.distances(student_logits, teacher_logits) - self.margin * self.margin_scale,
                            min=0.0).mean()
 
-    def label_term(self, student_logits, targets=None, label_loss=None):
+    def label_term(self, student_logits: torch.Tensor, targets: Optional[torch.Tensor] = None,
+                   label_loss: Optional[torch.Tensor] = None) -> torch.Tensor:
         """CE (MSE for regression) to ``targets``; without targets, the precomputed ``label_loss``."""
         if targets is None:
             if label_loss is None:
@@ -154,7 +165,8 @@ class AnnealedHingeKD(ContinuationObjective):
             return F.mse_loss(student_logits, targets.reshape(student_logits.shape).to(student_logits.dtype))
         return F.cross_entropy(student_logits, targets)
 
-    def forward(self, student_logits, teacher_logits, targets=None, label_loss=None):
+    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                targets: Optional[torch.Tensor] = None, label_loss: Optional[torch.Tensor] = None) -> torch.Tensor:
         loss = 0.0
         if self.psi < 1.0:  # at psi = 1 the teacher term has no weight: skip it
             loss = (1.0 - self.psi) * self.hinge(student_logits, teacher_logits)

@@ -13,18 +13,16 @@ follows the continuation schedule, ``max_strength`` otherwise):
 
 Unflagged samples are untouched, and s = 0 is plain KD.
 """
+from typing import Optional, Tuple
+
 import torch
 import torch.nn.functional as F
+
+from .checks import check_bool, check_choice, check_number
 
 __all__ = ['TeacherNoiseMitigation', 'NOISE_MODES']
 
 NOISE_MODES = ('mask', 'correct')
-
-
-def _check_unit_interval(value, field):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f'{field} must be a number in [0, 1], got {value!r}')
-    return float(value)
 
 
 class TeacherNoiseMitigation:
@@ -36,27 +34,25 @@ class TeacherNoiseMitigation:
     :param follow_schedule: when True the strength is ``max_strength * lambda``, else ``max_strength``.
     """
 
-    def __init__(self, threshold=0.0, mode='mask', max_strength=1.0, follow_schedule=True):
-        self.threshold = _check_unit_interval(threshold, 'noise_mitigation.threshold')
-        if mode not in NOISE_MODES:
-            raise ValueError(f'noise_mitigation.mode must be one of {list(NOISE_MODES)}, got {mode!r}')
-        self.mode = mode
-        self.max_strength = _check_unit_interval(max_strength, 'noise_mitigation.max_strength')
-        if not isinstance(follow_schedule, bool):
-            raise ValueError(f'noise_mitigation.follow_schedule must be true or false, got {follow_schedule!r}')
-        self.follow_schedule = follow_schedule
+    def __init__(self, threshold: float = 0.0, mode: str = 'mask', max_strength: float = 1.0,
+                 follow_schedule: bool = True):
+        self.threshold = float(check_number(threshold, 'noise_mitigation.threshold', 0, 1))
+        self.mode = check_choice(mode, 'noise_mitigation.mode', NOISE_MODES)
+        self.max_strength = float(check_number(max_strength, 'noise_mitigation.max_strength', 0, 1))
+        self.follow_schedule = check_bool(follow_schedule, 'noise_mitigation.follow_schedule')
 
-    def strength(self, lam):
+    def strength(self, lam: float) -> float:
         return self.max_strength * lam if self.follow_schedule else self.max_strength
 
     @torch.no_grad()
-    def flags(self, teacher_logits, targets):
+    def flags(self, teacher_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Boolean mask of the samples whose teacher output is wrong or below the confidence threshold."""
         teacher_probs = torch.softmax(teacher_logits.float(), dim=1)
         label_probs = teacher_probs.gather(1, targets.unsqueeze(1)).squeeze(1)
         return (teacher_probs.argmax(dim=1) != targets) | (label_probs < self.threshold)
 
-    def apply(self, soft_targets, teacher_logits, targets, lam):
+    def apply(self, soft_targets: torch.Tensor, teacher_logits: torch.Tensor, targets: Optional[torch.Tensor],
+              lam: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns ``(soft_targets, kd_weight, label_weight)``: the possibly corrected targets, the per-sample
         multiplier of the KD term and the per-sample share of it moved to the cross-entropy term."""
         if targets is None:

@@ -17,6 +17,9 @@ With ``per_iteration: true``, e is ``epoch + iteration / iterations_per_epoch`` 
 Arithmetic is exact (``fractions.Fraction``), so the published values come out exactly.
 """
 from fractions import Fraction
+from typing import Optional, Union
+
+from .checks import check_bool, check_fields, check_integer, check_number
 
 __all__ = ['PsiSchedule', 'PSI_EQ7', 'PSI_EQ8', 'psi_step', 'parse_fraction']
 
@@ -30,7 +33,7 @@ def psi_step(switch_epoch: int) -> dict:
     return {'switch_epochs': switch_epoch}
 
 
-def parse_fraction(value, field: str) -> Fraction:
+def parse_fraction(value: Union[int, float, str], field: str) -> Fraction:
     """An exact ``Fraction`` from a number or a string such as '4/3' or '0.75'; the error names ``field``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"{field} must be a number or a fraction string such as '4/3', got {value!r}")
@@ -65,18 +68,14 @@ class PsiSchedule:
     :param field: the config field named in errors.
     """
 
-    def __init__(self, spec: dict = None, field: str = 'psi'):
+    def __init__(self, spec: Optional[dict] = None, field: str = 'psi'):
         spec = PSI_EQ7 if spec is None else spec
         if not isinstance(spec, dict):
             raise ValueError(f'{field} must be a mapping such as {PSI_EQ7} or {{value: 0.5}}, got {spec!r}')
         spec = dict(spec)
-        unknown = sorted(set(spec) - set(SPEC_FIELDS))
-        if unknown:
-            raise ValueError(f'{field}: unknown field(s) {unknown}; accepted: {sorted(SPEC_FIELDS)}')
+        check_fields(spec, field, SPEC_FIELDS)
         self.spec, self.field = spec, field
-        self.per_iteration = spec.get('per_iteration', False)
-        if not isinstance(self.per_iteration, bool):
-            raise ValueError(f'{field}.per_iteration must be true or false, got {self.per_iteration!r}')
+        self.per_iteration = check_bool(spec.get('per_iteration', False), f'{field}.per_iteration')
         self.value = None
         if 'value' in spec:
             self._init_fixed(spec, field)
@@ -91,10 +90,7 @@ class PsiSchedule:
         others = sorted(set(spec) - {'value', 'per_iteration'})
         if others:
             raise ValueError(f'{field}: a fixed value excludes {others}')
-        value = spec['value']
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ValueError(f'{field}.value must be a number in [0, 1], got {value!r}')
-        self.value = float(value)
+        self.value = float(check_number(spec['value'], f'{field}.value', 0, 1))
 
     @property
     def dynamic(self) -> bool:
@@ -117,10 +113,9 @@ class PsiSchedule:
         ramp = self.ramp_length(num_epochs)
         return Fraction(0) if ramp is None else min(Fraction(1), position / ramp)
 
-    def check_num_epochs(self, num_epochs: int, field: str = 'num_epochs'):
+    def check_num_epochs(self, num_epochs: int, field: str = 'num_epochs') -> None:
         """Raises ``ValueError`` when a dynamic psi would not reach 1 by the stage's last epoch."""
-        if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-            raise ValueError(f'{field} must be an integer >= 1, got {num_epochs!r}')
+        check_integer(num_epochs, field)
         if not self.dynamic:
             return
         last = self._exact(num_epochs - 1, num_epochs)
@@ -131,7 +126,7 @@ class PsiSchedule:
                 f'within the stage: accepted are ramp <= {num_epochs - 1}/{num_epochs} of the stage '
                 f'(ramp_epochs <= {num_epochs - 1}), a switch at or before epoch {num_epochs - 1}, or a fixed value')
 
-    def __call__(self, epoch, num_epochs: int) -> float:
+    def __call__(self, epoch: float, num_epochs: int) -> float:
         """psi at (possibly fractional) ``epoch`` in [0, num_epochs) of a stage of ``num_epochs``."""
         if self.value is not None:
             return self.value

