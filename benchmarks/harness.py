@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from plugins.checkpoint import atomic_write_text
+from plugins.atomic_files import atomic_write_text
 from plugins.config_checks import SEED_RANGE, check_directory
 from plugins.errors import ConfigError, NamedError
 

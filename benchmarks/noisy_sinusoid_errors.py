@@ -15,7 +15,7 @@ import os
 
 import torch
 
-from plugins.checkpoint import atomic_write_text
+from plugins.atomic_files import atomic_write_text
 
 from .configs import apply_dotted, read_structure
 from .stats import describe, paired_comparison

@@ -11,7 +11,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 import numpy as np  # noqa: E402
 
-from plugins.checkpoint import atomic_write_bytes  # noqa: E402
+from plugins.atomic_files import atomic_write_bytes  # noqa: E402
 
 from .stats import describe  # noqa: E402
 

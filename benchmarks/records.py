@@ -1,7 +1,7 @@
 """The results ledger: one JSON line per finished run in ``<output-dir>/runs.jsonl``.
 
 Every update rewrites the whole file next to itself and renames it over the old one
-(:func:`plugins.checkpoint.atomic_write_text`), so a run killed at any moment leaves either the previous
+(:func:`plugins.atomic_files.atomic_write_text`), so a run killed at any moment leaves either the previous
 ledger or the new one, never a torn line. A line is keyed by (suite, method, seed, config hash), so one
 directory holds several suites, and the runs of other settings (``--quick``, other epochs, another world size),
 without one replacing another. ``status`` is ``"ok"`` (a result; lines from older versions have no status and
@@ -16,7 +16,7 @@ import platform
 import warnings
 from importlib import metadata
 
-from plugins.checkpoint import atomic_write_text
+from plugins.atomic_files import atomic_write_text
 
 __all__ = ['RunLedger', 'package_versions', 'LEDGER_NAME', 'record_status', 'record_problem', 'IDENTITY_KEYS',
            'RESULT_KEYS', 'make_record', 'make_failure_record']

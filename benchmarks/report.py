@@ -11,7 +11,7 @@ import io
 import math
 import os
 
-from plugins.checkpoint import atomic_write_text
+from plugins.atomic_files import atomic_write_text
 
 from .stats import describe, mean_interval, paired_comparison
 

@@ -20,7 +20,7 @@ the student its best checkpoint back.
 """
 import os
 
-from plugins.checkpoint import atomic_torch_save
+from plugins.atomic_files import atomic_torch_save
 from plugins.distributed import is_main_process
 from plugins.losses.scheduled import find_scheduled_losses
 from plugins.registry import register_new_post_epoch_proc_func

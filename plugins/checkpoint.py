@@ -1,72 +1,28 @@
-"""Crash-safe writes and safe checkpoint reads.
+"""Safe checkpoint reads: files on disk are untrusted.
 
-Writes: a file is written next to its destination, then renamed over it, so a killed process leaves the old
-file or the new one, never a torn one; a failed write (e.g. a full disk) raises :class:`OutputWriteError`
-naming the file. Reads: files on disk are untrusted, so every checkpoint goes through :func:`load_checkpoint`
-(``torch.load(weights_only=True, map_location='cpu')``: tensors, numbers, strings and containers only, never
-code), and :func:`load_model_weights` checks the parameter names and shapes against the model before loading.
-torchdistill's ``load_ckpt`` uses ``weights_only=False``; our checkpoints never go through it.
+Every checkpoint goes through :func:`load_checkpoint` (``torch.load(weights_only=True, map_location='cpu')``:
+tensors, numbers, strings and containers only, never code), and :func:`load_model_weights` checks the parameter
+names and shapes against the model before loading. torchdistill's ``load_ckpt`` uses ``weights_only=False``; our
+checkpoints never go through it. Checkpoints are written by :func:`plugins.atomic_files.atomic_torch_save`.
 """
 import argparse
-import json
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from .errors import CheckpointError, OutputWriteError
+# The former home of the atomic writers: kept importable from here for code written before the split.
+from .atomic_files import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
+from .errors import CheckpointError
 
-__all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'load_checkpoint',
-           'checkpoint_state_dict', 'load_model_weights', 'verify_checkpoint']
+__all__ = ['load_checkpoint', 'checkpoint_state_dict', 'load_model_weights', 'verify_checkpoint']
 
 _MAX_LISTED = 4  # mismatching parameter names shown in an error
 
 
-def _atomic_write(path, write):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    except OSError as error:
-        raise OutputWriteError(error.errno, f'cannot write {path}: {error.strerror or error}') from error
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        with os.fdopen(fd, 'wb') as fp:
-            os.fchmod(fp.fileno(), 0o666 & ~umask)  # mkstemp creates 0600; the result should look like any other
-            write(fp)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp_path, path)
-    except BaseException as error:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        if isinstance(error, OSError) and not isinstance(error, OutputWriteError):
-            hint = '; free space on that file system or write elsewhere' if error.errno == 28 else ''
-            raise OutputWriteError(error.errno, f'cannot write {path}: {error.strerror or error}{hint}') from error
-        raise
-
-
-def atomic_write_bytes(path, data):
-    _atomic_write(path, lambda fp: fp.write(data))
-
-
-def atomic_write_text(path, text):
-    _atomic_write(path, lambda fp: fp.write(text.encode('utf-8')))
-
-
-def atomic_write_json(path, obj):
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + '\n')
-
-
-def atomic_torch_save(obj, path):
-    _atomic_write(path, lambda fp: torch.save(obj, fp))
-
-
-def load_checkpoint(path, what='checkpoint', mmap=False):
+def load_checkpoint(path: str, what: str = 'checkpoint', mmap: bool = False) -> Any:
     """The object saved at ``path``, loaded with ``weights_only=True`` on the CPU; :class:`CheckpointError` names
     the file when it is missing, not a ``torch.save`` file, truncated, or holds anything but tensors and data.
 
@@ -95,7 +51,7 @@ def load_checkpoint(path, what='checkpoint', mmap=False):
                               f'{type(error).__name__}: {reason}') from None
 
 
-def checkpoint_state_dict(checkpoint, path, what='checkpoint'):
+def checkpoint_state_dict(checkpoint: Any, path: str, what: str = 'checkpoint') -> Mapping:
     """The model state dict of a loaded checkpoint: torchdistill's ``{'model': state_dict, ...}`` or a bare state
     dict; :class:`CheckpointError` when it is neither (a mapping of parameter names to tensors)."""
     state = checkpoint.get('model') if isinstance(checkpoint, Mapping) and 'model' in checkpoint else checkpoint
@@ -133,7 +89,7 @@ def load_model_weights(model: torch.nn.Module, path: str, what: str = 'checkpoin
     return checkpoint
 
 
-def verify_checkpoint(path, what='checkpoint'):
+def verify_checkpoint(path: str, what: str = 'checkpoint') -> None:
     """Raises :class:`CheckpointError` unless ``path`` is a complete checkpoint of model weights (memory-mapped,
     so a large file is checked without reading its tensors)."""
     try:

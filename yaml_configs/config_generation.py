@@ -4,7 +4,7 @@ writing the YAMLs or checking that the files on disk are up to date."""
 import argparse
 import os
 
-from plugins.checkpoint import atomic_write_text
+from plugins.atomic_files import atomic_write_text
 
 __all__ = ['config_path', 'final_ckpt', 'dst_ckpt_line', 'fill_dst_ckpts', 'best_checkpoints_block',
            'stage_checkpoints_hook', 'sync_configs']

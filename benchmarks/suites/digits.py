@@ -211,7 +211,7 @@ def write_recipe_selection(output_dir, records, suite):
     """``recipe_selection.md``: the validation table of the recipe sweep and the recipe the rule picks."""
     import os
 
-    from plugins.checkpoint import atomic_write_text
+    from plugins.atomic_files import atomic_write_text
     rows, chosen = recipe_selection(records)
     if chosen is None:
         return None

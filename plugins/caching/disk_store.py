@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write_json
+from ..atomic_files import atomic_write_json
 from ..errors import TeacherCacheError
 from .store import DTYPES, OutputSpec
 

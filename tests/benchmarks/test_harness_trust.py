@@ -11,7 +11,7 @@ from benchmarks.cli import main as cli_main
 from benchmarks.configs import read_structure
 from benchmarks.suites import build_suite
 from benchmarks.suites.base import MethodSpec
-from plugins.checkpoint import atomic_torch_save, atomic_write_json
+from plugins.atomic_files import atomic_torch_save, atomic_write_json
 from plugins.errors import OutputWriteError, TrainingDivergedError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -7,7 +7,8 @@ import torch
 
 import plugins.runner as runner
 from benchmarks import sinusoid_figure
-from plugins.checkpoint import atomic_write_bytes, load_checkpoint, load_model_weights, verify_checkpoint
+from plugins.atomic_files import atomic_write_bytes
+from plugins.checkpoint import load_checkpoint, load_model_weights, verify_checkpoint
 from plugins.errors import CheckpointError, OutputWriteError
 from plugins.models.mlp import mlp
 from runner_fixtures import TWO_STAGE
