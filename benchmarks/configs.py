@@ -2,18 +2,20 @@
 
 The harness must know a config's stages (to split an epoch budget) and fingerprint it (to reuse finished runs)
 without executing its ``!import_call`` tags, which would load data sets. torchdistill's own loader builds
-everything, so the shape is read here with a YAML loader that keeps tagged nodes as plain data.
+everything, so the shape is read here with a YAML loader that keeps tagged nodes as plain data; stages and dotted
+keys are read with the runner's own plumbing (:mod:`plugins.config_util`).
 """
 import copy
 import hashlib
 import json
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from plugins.config_util import apply_overrides, check_integer, has_dotted, stage_configs
 from plugins.errors import ConfigError
 
-__all__ = ['read_structure', 'apply_dotted', 'has_key', 'stage_epochs', 'budget_overrides', 'config_hash',
-           'describe_split']
+__all__ = ['read_structure', 'apply_dotted', 'has_key', 'stage_epochs', 'budget_overrides', 'config_hash']
 
 
 class _TagAgnosticLoader(yaml.SafeLoader):
@@ -31,7 +33,7 @@ def _plain(loader, tag_suffix, node):
 _TagAgnosticLoader.add_multi_constructor('!', _plain)
 
 
-def read_structure(path):
+def read_structure(path: str) -> dict:
     """The config at ``path`` as plain data (tags ignored, nothing imported or built).
 
     :class:`~plugins.errors.ConfigError` names the file when it is not valid YAML or not a mapping.
@@ -52,59 +54,32 @@ def read_structure(path):
     return structure
 
 
-def has_key(structure, dotted_key):
-    node = structure
-    for key in dotted_key.split('.'):
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return True
+has_key = has_dotted  # the harness's name for it
 
 
-def apply_dotted(structure, overrides):
-    """A copy of ``structure`` with dotted-key ``overrides`` set (as the runner's ``apply_overrides`` does)."""
-    structure = copy.deepcopy(structure)
-    for dotted_key, value in (overrides or {}).items():
-        if not has_key(structure, dotted_key):
-            raise KeyError(f'override {dotted_key!r}: no such key in the config')
-        node, keys = structure, dotted_key.split('.')
-        for key in keys[:-1]:
-            node = node[key]
-        node[keys[-1]] = value
-    return structure
+def apply_dotted(structure: dict, overrides: Optional[Mapping[str, Any]]) -> dict:
+    """A copy of ``structure`` with dotted-key ``overrides`` set as the runner sets them; ``KeyError`` names a key
+    the config lacks."""
+    try:
+        return apply_overrides(copy.deepcopy(structure), overrides)
+    except ConfigError as error:
+        raise KeyError(str(error)) from None
 
 
-def _stage_keys(train):
-    if 'stage1' not in train:
-        return ['train']
-    keys, number = [], 1
-    while f'stage{number}' in train:
-        keys.append(f'train.stage{number}')
-        number += 1
-    return keys
-
-
-def stage_epochs(structure):
+def stage_epochs(structure: dict) -> List[Tuple[str, Any]]:
     """[(dotted key of num_epochs, epochs)] of each training stage, in order."""
-    train = structure['train']
-    result = []
-    for key in _stage_keys(train):
-        stage = train if key == 'train' else train[key.split('.', 1)[1]]
-        result.append((f'{key}.num_epochs', stage.get('num_epochs') if isinstance(stage, dict) else None))
-    return result
+    return [(f'{field}.num_epochs', stage.get('num_epochs')) for field, stage in stage_configs(structure['train'])]
 
 
-def budget_overrides(structure, budget):
+def budget_overrides(structure: dict, budget: int) -> Dict[str, int]:
     """Overrides giving a config ``budget`` epochs in total; several stages keep their proportions.
 
     Stage lengths are rounded by largest remainder, each at least 1 epoch, so they always sum to ``budget``.
     """
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise ValueError(f'epoch budget must be an integer >= 1, got {budget!r}')
+    check_integer(budget, 'epoch budget')
     stages = stage_epochs(structure)
     for key, epochs in stages:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f'{key} must be an integer >= 1 to split an epoch budget, got {epochs!r}')
+        check_integer(epochs, key, note=' to split an epoch budget')
     if budget < len(stages):
         raise ValueError(f'epoch budget {budget} is smaller than the number of stages ({len(stages)})')
     total = sum(epochs for _, epochs in stages)
@@ -122,12 +97,8 @@ def budget_overrides(structure, budget):
     return {key: count for (key, _), count in zip(stages, counts)}
 
 
-def describe_split(structure):
-    """'200' for one stage, '100+100' for two: how a config spends its epochs."""
-    return '+'.join(str(epochs) for _, epochs in stage_epochs(structure))
-
-
-def config_hash(config_path, overrides=None, upstream=None, environment=None):
+def config_hash(config_path: str, overrides: Optional[Mapping[str, Any]] = None, upstream: Optional[str] = None,
+                environment: Optional[Mapping[str, Any]] = None) -> str:
     """sha256 (16 hex digits) of everything that changes a run's result but its seed: the config file's bytes,
     the effective overrides, the upstream run's hash and the ``environment`` (e.g. ``{'device': 'cuda',
     'world_size': 8}``: a torchrun run differs from a single-process one).

@@ -17,7 +17,7 @@ this process's CPU clock; on a machine other jobs share, the CPU clock with ``--
     ``ContinuationKDLoss`` against ``KDLoss``; same models, same batch. The ratio is the median over
     repetitions of (our step / the adjacent KDLoss step). The loss alone (forward + backward on fixed logits)
     is timed too, where our schedule's Python overhead would show. Also Stage II (cross-entropy): torchdistill's
-    default, which runs the teacher anyway, against :func:`plugins.caching.release_idle_teacher`.
+    default, which runs the teacher anyway, against :func:`plugins.idle_teacher.release_idle_teacher`.
 (b) Stage-I epoch (Annealing-KD) over ``--epoch-batches`` batches: teacher forward on every step, cached
     teacher outputs (memory and disk stores, after one filling epoch), and student-only training
     (torchdistill ``TrainingBox`` with cross-entropy).
@@ -53,9 +53,10 @@ from torchdistill.core.training import get_training_box  # noqa: E402
 from torchdistill.models.registry import get_model  # noqa: E402
 
 import plugins  # noqa: E402,F401  (registers our losses, models and wrappers)
-from plugins.caching import CachedTeacherWrapper, apply_teacher_cache, release_idle_teacher  # noqa: E402
-from plugins.checkpoint import atomic_write_json  # noqa: E402
-from plugins.config_checks import check_config  # noqa: E402
+from plugins.atomic_files import atomic_write_json  # noqa: E402
+from plugins.caching import CachedTeacherWrapper, apply_teacher_cache  # noqa: E402
+from plugins.config_checks import checked_stages  # noqa: E402
+from plugins.idle_teacher import release_idle_teacher  # noqa: E402
 from plugins.losses.scheduled import find_scheduled_losses  # noqa: E402
 
 from benchmarks.suites.digits import RECIPE  # noqa: E402
@@ -129,7 +130,7 @@ def plugins_criterion(criterion_config):
 
 
 def make_box(config, teacher, student, device):
-    config = apply_teacher_cache(config, check_config(config))
+    config = apply_teacher_cache(config, checked_stages(config))
     train = copy.deepcopy(config['train'])
     if teacher is None:
         return get_training_box(student, config['datasets'], train, device, None, False, 1)

@@ -1,6 +1,7 @@
 """What the harness checks before it trains anything: every planned config, and the files of runs it would reuse."""
 import json
 import os
+from typing import Optional
 
 from plugins.checkpoint import verify_checkpoint
 from plugins.errors import CheckpointError, ConfigError, NamedError
@@ -30,9 +31,10 @@ def check_planned_configs(jobs) -> int:
     Returns the number of configs checked; :class:`HarnessError` names the method, seeds, config and field.
     """
     from plugins.caching import apply_teacher_cache
-    from plugins.config_checks import check_config
+    from plugins.config_checks import checked_stages
     from plugins.config_loading import memoizing_loader
-    from plugins.runner import apply_overrides, load_config
+    from plugins.config_util import apply_overrides
+    from plugins.runner import load_config
 
     groups = {}
     for job in jobs:
@@ -45,7 +47,7 @@ def check_planned_configs(jobs) -> int:
             job = group[0]
             try:
                 config = apply_overrides(load_config(job.config, loader), job.overrides)
-                apply_teacher_cache(config, check_config(config, teacher_ckpt=job.teacher_ckpt, require_files=False))
+                apply_teacher_cache(config, checked_stages(config, teacher_ckpt=job.teacher_ckpt, require_files=False))
             except ConfigError as error:
                 raise HarnessError(f'{_describe(group)}: {error}') from None
     finally:
@@ -53,7 +55,7 @@ def check_planned_configs(jobs) -> int:
     return len(groups)
 
 
-def read_result(run_dir):
+def read_result(run_dir: str) -> Optional[dict]:
     """A run's ``result.json``, or None when it is missing or unreadable."""
     try:
         with open(os.path.join(run_dir, RESULT_NAME), 'r', encoding='utf-8') as fp:
@@ -63,7 +65,7 @@ def read_result(run_dir):
     return result if isinstance(result, dict) and all(key in result for key in _RESULT_KEYS) else None
 
 
-def run_dir_problem(run_dir):
+def run_dir_problem(run_dir: str) -> Optional[str]:
     """Why a finished run's files cannot be reused (a missing or truncated ``result.json`` or checkpoint), or
     None. The checkpoint is memory-mapped, so a large one is checked without reading its tensors."""
     path = os.path.join(run_dir, RESULT_NAME)

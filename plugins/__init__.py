@@ -6,7 +6,7 @@ key torchdistill already has.
 """
 from . import datasets, hooks, losses, models, stages
 from . import diagnostics, teacher_noise
-from . import caching  # teacher-output cache (dataset + teacher wrappers), idle-teacher release
+from . import caching  # teacher-output cache (dataset + teacher wrappers)
 from . import glue
 from .losses import AnnealedTeacherLossWrapper, AnnealingKDLoss, ContinuationKDLoss
 

@@ -1,25 +1,27 @@
-"""Checks a torchdistill config before any training starts; every error names the field at fault.
+"""Checks a torchdistill config before any training starts, and the run's own parameters; every error names the field.
 
-:func:`check_config` works on a loaded config and on the plain structure the benchmark harness reads without
-building anything (``benchmarks.configs.read_structure``), so the harness can check every planned run first.
+:func:`checked_stages` checks a loaded config and builds each stage's criterion (the checks need them: which
+losses are scheduled, whether a stage reads the teacher); the runner trains with those stages and the benchmark
+harness calls it on every planned run before the first one starts.
 """
 import copy
 import difflib
 import inspect
-import math
 import os
+from typing import List, NamedTuple, Optional
 
 import torch
 from torchdistill.losses.registry import get_high_level_loss
 from torchdistill.models.registry import MODEL_DICT
 from torchdistill.optim.registry import OPTIM_DICT, SCHEDULER_DICT
 
+from .config_util import check_integer, check_number, stage_configs, uses_teacher
 from .errors import ConfigError
 from .evaluation import get_metric
 from .losses.scheduled import find_scheduled_losses
 from .stages import check_stage_hooks
 
-__all__ = ['ConfigError', 'check_config', 'stage_configs', 'uses_teacher', 'check_seed', 'check_device',
+__all__ = ['ConfigError', 'CheckedStage', 'checked_stages', 'check_config', 'check_seed', 'check_device',
            'check_directory', 'parse_value', 'SEED_RANGE']
 
 SCHEDULE_HOOK = 'advance_loss_schedules'
@@ -27,37 +29,11 @@ SECTIONS = ('datasets', 'models', 'train', 'test')
 SEED_RANGE = (0, 2 ** 32 - 1)  # what numpy's and Python's seeding accept
 
 
-def stage_configs(train_config):
-    """[(field prefix, stage config)] in training order: ``train`` itself, or ``train.stage1``, ``train.stage2``..."""
-    if 'stage1' not in train_config:
-        return [('train', train_config)]
-    stages, number = [], 1
-    while f'stage{number}' in train_config:
-        stage = train_config[f'stage{number}']
-        if not isinstance(stage, dict):
-            raise ConfigError(f'train.stage{number} must be a mapping (num_epochs, loaders, criterion...), '
-                              f'got {type(stage).__name__}')
-        stages.append((f'train.stage{number}', stage))
-        number += 1
-    extra = sorted(key for key in train_config if key.startswith('stage') and key not in dict(
-        (f'stage{i}', None) for i in range(1, number)))
-    if extra:
-        raise ConfigError(f'train: stage keys must be stage1, stage2, ... without gaps; unexpected {extra}')
-    return stages
-
-
-def uses_teacher(criterion):
-    """True when some term of the criterion reads the teacher's outputs."""
-    for term in [criterion] + [module for module, _ in getattr(criterion, 'term_dict', {}).values()]:
-        for module in term.modules():
-            if getattr(module, 'teacher_module_path', None) is not None or \
-                    getattr(module, 'is_input_from_teacher', False) or getattr(module, 'is_target_from_teacher', False):
-                return True
-    return False
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+class CheckedStage(NamedTuple):
+    """A training stage that passed the checks: its field prefix, its config and the criterion built from it."""
+    field: str
+    config: dict
+    criterion: torch.nn.Module
 
 
 def _check_batch_size(loader, field):
@@ -65,9 +41,7 @@ def _check_batch_size(loader, field):
     if not isinstance(kwargs, dict):
         raise ConfigError(f'{field}.kwargs must be a mapping (batch_size, num_workers...), got {kwargs!r}')
     if 'batch_size' in kwargs:
-        size = kwargs['batch_size']
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ConfigError(f'{field}.kwargs.batch_size must be an integer >= 1, got {size!r}')
+        check_integer(kwargs['batch_size'], f'{field}.kwargs.batch_size', error=ConfigError)
 
 
 def _check_loader(config, field, dataset_ids, inherited, kind):
@@ -122,21 +96,16 @@ def _check_registered(field, section, registry, what, leading):
     return kwargs
 
 
-def _check_number(field, value, minimum=0.0):
-    if not _is_number(value) or not math.isfinite(value) or value < minimum:
-        kind = ' (a string: YAML 1.1 reads 1e-3 as text, write 1.0e-3)' if isinstance(value, str) else ''
-        raise ConfigError(f'{field} must be a finite number >= {minimum:g}, got {value!r}{kind}')
-
-
 def _check_optimization(field, stage):
     optimizer = stage.get('optimizer')
     if optimizer:
         kwargs = _check_registered(f'{field}.optimizer', optimizer, OPTIM_DICT, 'optimizer', leading=1)
         if 'lr' in kwargs:
-            _check_number(f'{field}.optimizer.kwargs.lr', kwargs['lr'])
+            check_number(kwargs['lr'], f'{field}.optimizer.kwargs.lr', 0, finite=True, error=ConfigError)
         for index, group in enumerate(optimizer.get('module_wise_params') or []):
             if isinstance(group, dict) and 'lr' in (group.get('kwargs') or {}):
-                _check_number(f'{field}.optimizer.module_wise_params[{index}].kwargs.lr', group['kwargs']['lr'])
+                check_number(group['kwargs']['lr'], f'{field}.optimizer.module_wise_params[{index}].kwargs.lr', 0,
+                             finite=True, error=ConfigError)
     scheduler = stage.get('scheduler')
     if scheduler:
         _check_registered(f'{field}.scheduler', scheduler, SCHEDULER_DICT, 'scheduler', leading=1)
@@ -172,11 +141,13 @@ def _check_sections(config):
     get_metric(evaluation.get('metric', 'accuracy'))
 
 
-def check_config(config, teacher_ckpt=None, require_files=True):
-    """Raises :class:`ConfigError` for a config that cannot train correctly.
+def checked_stages(config: dict, teacher_ckpt: Optional[str] = None, require_files: bool = True) \
+        -> List[CheckedStage]:
+    """The stages of ``config`` in training order, each with the criterion built from it; :class:`ConfigError` for
+    a config that cannot train correctly.
 
-    Returns ``[(field, stage config, criterion built from it)]`` in training order. ``require_files=False``
-    skips the existence check of the teacher checkpoint (the harness checks before the teacher is trained).
+    ``require_files=False`` skips the existence check of the teacher checkpoint (the harness checks before the
+    teacher is trained).
     """
     _check_sections(config)
     dataset_ids = set(config['datasets'])
@@ -188,20 +159,21 @@ def check_config(config, teacher_ckpt=None, require_files=True):
                       dataset_ids, None, 'test')
     checked, train_id, val_id = [], None, None
     for field, stage in stage_configs(config['train']):
-        num_epochs = stage.get('num_epochs')
-        if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
-            raise ConfigError(f'{field}.num_epochs must be an integer >= 1, got {num_epochs!r}')
+        num_epochs = check_integer(stage.get('num_epochs'), f'{field}.num_epochs', error=ConfigError)
         train_id = _check_loader(stage, f'{field}.train_data_loader', dataset_ids, train_id, 'training')
         val_id = _check_loader(stage, f'{field}.val_data_loader', dataset_ids, val_id, 'validation')
         if val_id == test_id:
             raise ConfigError(f'{field}.val_data_loader.dataset_id is the test split {test_id!r}: '
                               f'select checkpoints on a validation split carved from the training data')
         _check_optimization(field, stage)
-        checked.append((field, stage, _check_criterion(field, stage, num_epochs)))
-        if uses_teacher(checked[-1][2]):
+        checked.append(CheckedStage(field, stage, _check_criterion(field, stage, num_epochs)))
+        if uses_teacher(checked[-1].criterion):
             _check_teacher(models, field, teacher_ckpt, require_files)
     _check_stage_hooks(config, checked)
     return checked
+
+
+check_config = checked_stages  # the former name, for callers not yet renamed (the GLUE tests)
 
 
 def _check_stage_hooks(config, checked):
@@ -245,14 +217,12 @@ def _check_teacher(models, field, teacher_ckpt, require_files):
         raise ConfigError(f'models.teacher_model.src_ckpt: no file at {ckpt!r}')
 
 
-def check_seed(seed, field='--seed'):
+def check_seed(seed: int, field: str = '--seed') -> None:
     """Raises :class:`ConfigError` unless ``seed`` is an integer that every random-number generator accepts."""
-    low, high = SEED_RANGE
-    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
-        raise ConfigError(f'{field} must be an integer in [{low}, {high}], got {seed!r}')
+    check_integer(seed, field, *SEED_RANGE, error=ConfigError)
 
 
-def check_device(device, field='--device'):
+def check_device(device: str, field: str = '--device') -> None:
     """Raises :class:`ConfigError` unless ``device`` is 'cpu', or 'cuda' / 'cuda:N' with that GPU present."""
     text = str(device)
     if text != 'cpu' and text != 'cuda' and not (text.startswith('cuda:') and text[5:].isdigit()):
@@ -267,7 +237,7 @@ def check_device(device, field='--device'):
                               f'numbered from 0')
 
 
-def check_directory(path, field):
+def check_directory(path: str, field: str) -> None:
     """Raises :class:`ConfigError` unless ``path`` is a writable directory or can be created as one."""
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     existing = path
@@ -281,7 +251,7 @@ def check_directory(path, field):
         raise ConfigError(f'{field}: {existing!r} is not writable')
 
 
-def parse_value(text):
+def parse_value(text: str):
     """A command-line value as a user means it: ``1e-3`` and ``5`` are numbers, ``true`` / ``null`` / ``[1, 2]``
     YAML, anything else text (YAML 1.1 alone reads ``1e-3`` as a string)."""
     import yaml

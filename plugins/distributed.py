@@ -13,12 +13,15 @@ Outside torchrun (no ``RANK`` / ``WORLD_SIZE`` in the environment) every helper 
 import datetime
 import logging
 import os
+from typing import Optional
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, SequentialSampler, Subset
 from torch.utils.data.distributed import DistributedSampler
+
+from .config_util import loader_in_force
 
 __all__ = ['TIMEOUT_ENV', 'init_distributed', 'is_distributed', 'get_rank', 'get_world_size', 'is_main_process',
            'barrier', 'wrap_student', 'align_train_sampler', 'train_loader_config', 'prepare_epoch',
@@ -119,15 +122,9 @@ def align_train_sampler(data_loader, loader_config, seed):
         sampler.seed = int(seed)
 
 
-def train_loader_config(train_config, stage_number=1):
+def train_loader_config(train_config: dict, stage_number: int = 1) -> Optional[dict]:
     """The training-loader config in force at ``stage_number``; a stage without one keeps the previous one."""
-    if 'stage1' not in train_config:
-        return train_config.get('train_data_loader')
-    for number in range(stage_number, 0, -1):
-        loader = train_config.get(f'stage{number}', {}).get('train_data_loader')
-        if loader:
-            return loader
-    return None
+    return loader_in_force(train_config, stage_number)
 
 
 def prepare_epoch(box, train_config, seed, device_ids=None):

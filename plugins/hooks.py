@@ -11,11 +11,13 @@ teacher names one of the processes below, so the same config trains the same stu
 Both also tell a scheduler built with ``num_training_steps: 'stage'`` the stage's length (optimiser steps).
 """
 import math
+from typing import Optional, Tuple
 
 from torchdistill.common.constant import def_logger
 from torchdistill.core.interfaces.pre_epoch_proc import default_pre_epoch_process_with_teacher, \
     default_pre_epoch_process_without_teacher
 
+from .config_util import stage_config
 from .losses.scheduled import find_scheduled_losses
 from .registry import register_new_pre_epoch_proc_func
 
@@ -27,10 +29,10 @@ __all__ = ['advance_loss_schedules', 'keep_teacher_in_eval_mode', 'stage_positio
 TEACHER_EVAL_PRE_EPOCH_PROCESSES = ('advance_loss_schedules', 'keep_teacher_in_eval_mode')
 
 
-def stage_position(box, epoch):
+def stage_position(box, epoch: int) -> Tuple[int, int]:
     """(stage-local epoch, epochs in the stage) of a (MultiStages)DistillationBox at global ``epoch``."""
     if hasattr(box, 'stage_end_epoch'):
-        num_epochs = box.train_config[f'stage{box.stage_number}']['num_epochs']
+        num_epochs = stage_config(box.train_config, box.stage_number)['num_epochs']
         return epoch - (box.stage_end_epoch - num_epochs), num_epochs
     return epoch, box.num_epochs
 
@@ -80,7 +82,7 @@ def _prepare_epoch(box, epoch, **kwargs):
 
 
 @register_new_pre_epoch_proc_func
-def keep_teacher_in_eval_mode(self, epoch=None, **kwargs):
+def keep_teacher_in_eval_mode(self, epoch: Optional[int] = None, **kwargs) -> None:
     """torchdistill's default pre-epoch process, then the teacher in eval mode (as Algorithm 1 and the authors do).
 
     .. code-block:: yaml
@@ -92,7 +94,7 @@ def keep_teacher_in_eval_mode(self, epoch=None, **kwargs):
 
 
 @register_new_pre_epoch_proc_func
-def advance_loss_schedules(self, epoch=None, **kwargs):
+def advance_loss_schedules(self, epoch: Optional[int] = None, **kwargs) -> None:
     """``keep_teacher_in_eval_mode``, then every scheduled loss term moves to this epoch.
 
     Name it in a stage's YAML as ``pre_epoch_process: 'advance_loss_schedules'``. Each term reads its

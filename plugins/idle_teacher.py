@@ -7,19 +7,19 @@ import torch
 from torchdistill.common.constant import def_logger
 from torchdistill.models.wrapper import AuxiliaryModelWrapper
 
-from ..config_checks import uses_teacher
+from .config_util import uses_teacher
 
 logger = def_logger.getChild(__name__)
 
 __all__ = ['release_idle_teacher', 'skip_teacher_forward']
 
 
-def skip_teacher_forward(model, sample_batch, targets=None, supp_dict=None, **kwargs):
+def skip_teacher_forward(model, sample_batch, targets=None, supp_dict=None, **kwargs) -> None:
     """A teacher forward_proc that does not run the teacher (its io_dict output is None)."""
     return None
 
 
-def release_idle_teacher(box):
+def release_idle_teacher(box) -> bool:
     """When the box's current criterion never reads the teacher: skip its forward pass and move it to the CPU.
 
     Call after the box is built and after every stage change (the next stage's set-up restores the teacher's

@@ -17,12 +17,15 @@ Every bad input stops the run before training with one line that names the field
 :class:`~plugins.errors.TrainingDivergedError`.
 """
 import argparse
+import contextlib
 import copy
 import logging
 import os
 import resource
 import sys
 import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 from torchdistill.common.constant import def_logger
@@ -34,26 +37,28 @@ from torchdistill.models.registry import get_model
 from tqdm import tqdm
 
 from . import distributed as dist_util
-from .checkpoint import atomic_write_json, load_model_weights
-from .caching import apply_teacher_cache, release_idle_teacher, teacher_cache_settings
-from .config_checks import (ConfigError, check_config, check_device, check_directory, check_seed, parse_value,
-                            uses_teacher)
+from .atomic_files import atomic_write_json
+from .caching import apply_teacher_cache, teacher_cache_settings
+from .checkpoint import load_model_weights
+from .config_checks import CheckedStage, check_device, check_directory, check_seed, checked_stages, parse_value
 from .config_loading import ConfigLoader, read_config_file
+from .config_util import apply_overrides, uses_teacher
 from .diagnostics import training_diagnostics
 from .divergence import loss_guard
-from .errors import CheckpointError, OutputWriteError, TeacherCacheError, TrainingDivergedError
-from .evaluation import evaluate, get_metric, to_device
+from .errors import CheckpointError, ConfigError, OutputWriteError, TeacherCacheError, TrainingDivergedError
+from .evaluation import Metric, evaluate, get_metric, to_device
 from .hooks import stage_position, tell_stage_length
+from .idle_teacher import release_idle_teacher
 from .losses.scheduled import find_scheduled_losses
 from .stage_checkpoints import StageCheckpoints
 from .stages import report_validation
 
 logger = def_logger.getChild(__name__)
 
-__all__ = ['load_config', 'apply_overrides', 'build_model', 'train_config', 'run_config', 'main']
+__all__ = ['load_config', 'apply_overrides', 'build_model', 'train_and_test', 'run_config', 'main']
 
 
-def load_config(path, loader_class=ConfigLoader):
+def load_config(path: str, loader_class: type = ConfigLoader) -> dict:
     """Loads a torchdistill YAML config (custom tags included) and imports its ``dependencies``.
 
     Raises :class:`ConfigError` naming the file and field for a missing, empty or invalid file, a top level that
@@ -69,28 +74,14 @@ def load_config(path, loader_class=ConfigLoader):
     return config
 
 
-def apply_overrides(config, overrides):
-    """Sets dotted keys, e.g. ``{'train.stage1.num_epochs': 5}``; every key must already exist."""
-    config = copy.copy(config)
-    for dotted_key, value in (overrides or {}).items():
-        node, keys = config, dotted_key.split('.')
-        for key in keys[:-1]:
-            if not isinstance(node, dict) or key not in node:
-                raise ConfigError(f'override {dotted_key!r}: {key!r} is not in the config')
-            node = node[key]
-        if not isinstance(node, dict) or keys[-1] not in node:
-            raise ConfigError(f'override {dotted_key!r}: {keys[-1]!r} is not in the config')
-        node[keys[-1]] = value
-    return config
-
-
-def build_model(model_config, device, ckpt=None, field='model'):
+def build_model(model_config: Mapping, device: torch.device, ckpt: Optional[str] = None,
+                field: str = 'model') -> torch.nn.Module:
     """A model from torchdistill's registry (``key`` + ``kwargs``), with ``src_ckpt`` (or ``ckpt``) loaded.
 
     The checkpoint is read with ``weights_only=True`` and must hold exactly the model's parameter names and
     shapes (:class:`CheckpointError` names the file otherwise); ``field`` names the model in errors. As with
     torchdistill's ``load_ckpt``, a checkpoint path with no file there leaves the initial weights (with a
-    warning); :func:`train_config` never gets here with one (:func:`check_config` requires the files).
+    warning); :func:`train_and_test` never gets here with one (:func:`checked_stages` requires the files).
     """
     try:
         model = get_model(model_config['key'], model_config.get('repo_or_dir'), **(model_config.get('kwargs') or {}))
@@ -107,10 +98,6 @@ def build_model(model_config, device, ckpt=None, field='model'):
 
 def _unwrap(model):
     return model.module if hasattr(model, 'module') else model
-
-
-def _box_model(box):
-    return box.student_model if hasattr(box, 'student_model') else box.model
 
 
 def _train_one_epoch(box, device, epoch, show_progress):
@@ -156,30 +143,34 @@ def _stage_checkpoints(box, output_dir, metric):
     return checkpoints
 
 
-def train_config(config, device='cpu', seed=0, output_dir='runs/default', teacher_ckpt=None, show_progress=None):
-    """Trains ``config`` (a loaded dict) and returns the result dict also written to ``result.json``."""
-    check_device(device, field='device')
-    check_seed(seed, field='seed')
-    check_directory(output_dir, 'output_dir')
-    device = torch.device(device)
-    distributed, world_size, device_ids, device = dist_util.init_distributed(device)
-    stages = check_config(config, teacher_ckpt=teacher_ckpt)
-    config = apply_teacher_cache(config, stages)  # teacher_cache: declares the cache in stages that read the teacher
-    main_process = dist_util.is_main_process()
-    show_progress = (sys.stderr.isatty() if show_progress is None else show_progress) and main_process
-    set_seed(seed)
-    if device.type == 'cpu':
-        torch.use_deterministic_algorithms(True, warn_only=True)
+@dataclass
+class _Run:
+    """What the steps of one run share."""
+    box: Any  # torchdistill's (MultiStages)DistillationBox or TrainingBox
+    student: torch.nn.Module
+    teacher: Optional[torch.nn.Module]
+    metric: Metric
+    eval_forward: Optional[str]  # the student's forward_proc, for validation and test
+    train_config: dict  # the box's copy of the train section
+    stage_epochs: List[int]  # epochs of each stage, in order
+    checkpoints: StageCheckpoints  # the best-checkpoint keeper (Algorithm 1)
+    device: torch.device
+    device_ids: Optional[List[int]]
+
+
+def _build(config: dict, stages: List[CheckedStage], device, device_ids, distributed, teacher_ckpt,
+           output_dir) -> _Run:
+    """Step 1: the student, the teacher (when a stage reads it), the box and the best-checkpoint keeper."""
     metric = get_metric(config.get('evaluation', {}).get('metric', 'accuracy'))
     models = config['models']
     student_config = models.get('student_model', models.get('model'))
     student = build_model(student_config, device, field='models.student_model' if 'student_model' in models
                           else 'models.model')
     teacher = build_model(models['teacher_model'], device, ckpt=teacher_ckpt, field='models.teacher_model') \
-        if any(uses_teacher(criterion) for _, _, criterion in stages) else None
+        if any(uses_teacher(stage.criterion) for stage in stages) else None
     if teacher is not None:
         teacher.eval()
-    eval_forward = (config['train'].get('student') or stages[0][1].get('student') or {}).get('forward_proc')
+    eval_forward = (config['train'].get('student') or stages[0].config.get('student') or {}).get('forward_proc')
     train_cfg = copy.deepcopy(config['train'])
     box = get_distillation_box(teacher, student, config['datasets'], train_cfg, device, device_ids, distributed, 1) \
         if teacher is not None else \
@@ -187,51 +178,105 @@ def train_config(config, device='cpu', seed=0, output_dir='runs/default', teache
     release_idle_teacher(box)  # a stage whose criterion ignores the teacher skips it and keeps it on the CPU
     os.makedirs(output_dir, exist_ok=True)
     box.output_dir = output_dir  # lets a registered epoch hook save artifacts beside the run's checkpoints
-    checkpoints = _stage_checkpoints(box, output_dir, metric)
-    history, stage_number = [], 1
-    train_samples, train_seconds, start = 0, 0.0, time.perf_counter()
-    for epoch in range(box.num_epochs):
-        dist_util.prepare_epoch(box, train_cfg, seed, device_ids)  # (re-)wrap in DDP, sampler as configured
-        box.pre_epoch_process(epoch=epoch)
-        tell_stage_length(box, stage_position(box, epoch)[1])  # also for stages without our pre-epoch process
-        schedule = {type(loss).__name__: loss.state() for loss in find_scheduled_losses(box.criterion)}
-        train_loss, samples, seconds = _train_one_epoch(box, device, epoch, show_progress)
-        train_samples, train_seconds = train_samples + samples, train_seconds + seconds
-        val = evaluate(student, box.val_data_loader, device, metric, eval_forward)
-        report_validation(box, epoch, val[metric.primary])  # keep_best_stage_checkpoints takes it, evaluates nothing
-        lr = box.optimizer.param_groups[0]['lr']
-        box.post_epoch_process()  # multi-stage: keep_best_stage_checkpoints (Algorithm 1), then the stage switch
-        if not hasattr(box, 'stage_end_epoch'):  # one stage: the driver keeps its best checkpoint, as any driver does
-            last = epoch + 1 == box.num_epochs
-            checkpoints.epoch_done(_unwrap(student), 1, epoch, val[metric.primary], stage_ends=last, run_ends=last)
-        history.append({'epoch': epoch, 'stage': stage_number, 'train_loss': train_loss, 'val': val,
-                        'schedule': schedule, 'lr': lr})
-        logger.info('Epoch %d stage %d: train loss %.5f, val %s%s', epoch, stage_number, train_loss,
-                    {k: round(v, 4) for k, v in val.items()}, ' (best)' if checkpoints.improved else '')
-        if getattr(box, 'stage_number', 1) != stage_number:
-            stage_number = box.stage_number
-            release_idle_teacher(box)  # e.g. Annealing-KD's Stage II: no teacher forward, teacher off the GPU
-    best = checkpoints.results[-1]['best_val']  # the student now holds the last stage's best checkpoint
-    wall_time = time.perf_counter() - start
-    box.clean_modules()
-    test_loader = _test_loader(config, distributed)
-    test = evaluate(student, test_loader, device, metric, eval_forward)
-    extra_tests = {name: evaluate(student, _test_loader(config, distributed, name), device, metric, eval_forward)
+    return _Run(box, student, teacher, metric, eval_forward, train_cfg,
+                [stage.config['num_epochs'] for stage in stages], _stage_checkpoints(box, output_dir, metric),
+                device, device_ids)
+
+
+def _train_epoch(run: _Run, epoch: int, stage_number: int, seed: int,
+                 show_progress: bool) -> Tuple[dict, int, float]:
+    """One epoch: train, validate, and let the best-checkpoint keeper see the validation value.
+
+    Returns the epoch's history entry, its training samples and seconds.
+    """
+    box = run.box
+    dist_util.prepare_epoch(box, run.train_config, seed, run.device_ids)  # (re-)wrap in DDP, sampler as configured
+    box.pre_epoch_process(epoch=epoch)
+    tell_stage_length(box, stage_position(box, epoch)[1])  # also for stages without our pre-epoch process
+    schedule = {type(loss).__name__: loss.state() for loss in find_scheduled_losses(box.criterion)}
+    train_loss, samples, seconds = _train_one_epoch(box, run.device, epoch, show_progress)
+    val = evaluate(run.student, box.val_data_loader, run.device, run.metric, run.eval_forward)
+    report_validation(box, epoch, val[run.metric.primary])  # keep_best_stage_checkpoints takes it, evaluates nothing
+    lr = box.optimizer.param_groups[0]['lr']
+    box.post_epoch_process()  # multi-stage: keep_best_stage_checkpoints (Algorithm 1), then the stage switch
+    if len(run.stage_epochs) == 1:  # one stage: the driver keeps its best checkpoint, as any driver does
+        last = epoch + 1 == box.num_epochs
+        run.checkpoints.epoch_done(_unwrap(run.student), 1, epoch, val[run.metric.primary], stage_ends=last,
+                                   run_ends=last)
+    logger.info('Epoch %d stage %d: train loss %.5f, val %s%s', epoch, stage_number, train_loss,
+                {k: round(v, 4) for k, v in val.items()}, ' (best)' if run.checkpoints.improved else '')
+    return {'epoch': epoch, 'stage': stage_number, 'train_loss': train_loss, 'val': val, 'schedule': schedule,
+            'lr': lr}, samples, seconds
+
+
+def _train_stages(run: _Run, seed: int, show_progress: bool) -> Tuple[List[dict], int, float]:
+    """Step 2: every stage, epoch by epoch (Algorithm 1); each stage ends on its best checkpoint.
+
+    Returns the per-epoch history, and the training samples and seconds over the run.
+    """
+    history, train_samples, train_seconds = [], 0, 0.0
+    for stage_number, num_epochs in enumerate(run.stage_epochs, 1):
+        if stage_number > 1:  # the box set this stage up at the end of the last one
+            release_idle_teacher(run.box)  # e.g. Annealing-KD's Stage II: no teacher forward, teacher off the GPU
+        for _ in range(num_epochs):
+            entry, samples, seconds = _train_epoch(run, len(history), stage_number, seed, show_progress)
+            history.append(entry)
+            train_samples, train_seconds = train_samples + samples, train_seconds + seconds
+    return history, train_samples, train_seconds
+
+
+def _test(run: _Run, config: dict, distributed: bool) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
+    """Step 3: the student (now the last stage's best checkpoint) on the test split and any extra test splits."""
+    run.box.clean_modules()
+    test = evaluate(run.student, _test_loader(config, distributed), run.device, run.metric, run.eval_forward)
+    extra_tests = {name: evaluate(run.student, _test_loader(config, distributed, name), run.device, run.metric,
+                                  run.eval_forward)
                    for name in config['test'].get('extra_test_data_loaders') or {}}  # e.g. MNLI mismatched
-    result = {
-        'metric': metric.primary, 'higher_is_better': metric.higher_is_better, 'seed': seed,
-        'best_val': best, 'test': test, 'extra_tests': extra_tests, 'stages': checkpoints.results, 'history': history,
-        'epochs': box.num_epochs, 'world_size': world_size, 'wall_time_s': wall_time,
+    return test, extra_tests
+
+
+def _result(run: _Run, seed: int, world_size: int, history: List[dict], throughput: Tuple[int, float, float],
+            tests: Tuple[dict, dict]) -> dict:
+    """Step 4: the result written to ``result.json``; ``throughput``: (training samples, training seconds, wall
+    seconds of the training loop)."""
+    (train_samples, train_seconds, wall_time), (test, extra_tests) = throughput, tests
+    return {
+        'metric': run.metric.primary, 'higher_is_better': run.metric.higher_is_better, 'seed': seed,
+        'best_val': run.checkpoints.results[-1]['best_val'], 'test': test, 'extra_tests': extra_tests,
+        'stages': run.checkpoints.results, 'history': history, 'epochs': run.box.num_epochs,
+        'world_size': world_size, 'wall_time_s': wall_time,
         'train_samples_per_s': train_samples / train_seconds if train_seconds > 0 else None,
-        'peak_memory_mb': _peak_memory_mb(device),
-        'student_params': sum(p.numel() for p in _unwrap(student).parameters()),
-        'teacher_params': None if teacher is None else sum(p.numel() for p in teacher.parameters()),
+        'peak_memory_mb': _peak_memory_mb(run.device),
+        'student_params': sum(p.numel() for p in _unwrap(run.student).parameters()),
+        'teacher_params': None if run.teacher is None else sum(p.numel() for p in run.teacher.parameters()),
         # dead ReLU units of the reported checkpoint on the training split; training-loss blow-ups per stage
-        'diagnostics': training_diagnostics(_unwrap(student), box.train_data_loader, device, history),
+        'diagnostics': training_diagnostics(_unwrap(run.student), run.box.train_data_loader, run.device, history),
     }
-    if main_process:  # student_best.pt: written by the stage checkpoints when the last stage ended
+
+
+def train_and_test(config: dict, device: str = 'cpu', seed: int = 0, output_dir: str = 'runs/default',
+                   teacher_ckpt: Optional[str] = None, show_progress: Optional[bool] = None) -> dict:
+    """Trains a loaded ``config`` and tests its final student; returns the result also written to ``result.json``.
+
+    The arguments are those :func:`run_config` checked. The steps: check the config and build each stage's
+    criterion, build the models and the box, train the stages, test, assemble the result.
+    """
+    distributed, world_size, device_ids, device = dist_util.init_distributed(torch.device(device))
+    stages = checked_stages(config, teacher_ckpt=teacher_ckpt)
+    config = apply_teacher_cache(config, stages)  # teacher_cache: declares the cache in stages that read the teacher
+    show_progress = (sys.stderr.isatty() if show_progress is None else show_progress) and \
+        dist_util.is_main_process()
+    set_seed(seed)
+    if device.type == 'cpu':
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    run = _build(config, stages, device, device_ids, distributed, teacher_ckpt, output_dir)
+    start = time.perf_counter()
+    history, train_samples, train_seconds = _train_stages(run, seed, show_progress)
+    throughput = (train_samples, train_seconds, time.perf_counter() - start)
+    result = _result(run, seed, world_size, history, throughput, _test(run, config, distributed))
+    if dist_util.is_main_process():  # student_best.pt: written by the stage checkpoints when the last stage ended
         atomic_write_json(os.path.join(output_dir, 'result.json'), result)
-    logger.info('Test %s', {k: round(v, 4) for k, v in test.items()})
+    logger.info('Test %s', {k: round(v, 4) for k, v in result['test'].items()})
     return result
 
 
@@ -245,9 +290,13 @@ def _test_loader(config, distributed, extra_name=None):
     return build_data_loader(config['datasets'][loader_config['dataset_id']], loader_config, distributed)
 
 
-def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=None, overrides=None,
-               show_progress=None, log_file=None):
-    """Loads, checks and trains the config at ``config_path``; see :func:`train_config`."""
+def run_config(config_path: str, device: str = 'cpu', seed: int = 0, output_dir: Optional[str] = None,
+               teacher_ckpt: Optional[str] = None, overrides: Optional[Mapping[str, Any]] = None,
+               show_progress: Optional[bool] = None, log_file: Optional[str] = None) -> dict:
+    """Loads, checks and trains the config at ``config_path``; see :func:`train_and_test`.
+
+    ``device``, ``seed``, ``output_dir`` and ``log_file`` are checked here, before anything is loaded or written.
+    """
     check_device(device)
     check_seed(seed)
     config = apply_overrides(load_config(config_path), overrides)
@@ -259,24 +308,31 @@ def run_config(config_path, device='cpu', seed=0, output_dir=None, teacher_ckpt=
         raise ConfigError(f'--log-file: {log_file!r} is a directory; give a file path')
     check_directory(os.path.dirname(os.path.abspath(log_file)), '--log-file')
     dist_util.init_distributed(torch.device(device))
-    handler = None
-    if dist_util.is_main_process():
-        try:
-            os.makedirs(output_dir, exist_ok=True)
-            handler = _LogFileHandler(log_file, mode='w')
-        except OSError as error:
-            raise OutputWriteError(error.errno, f'cannot write {log_file}: {error.strerror or error}') from error
-        handler.setFormatter(logging.Formatter(LOGGING_FORMAT))
-        def_logger.addHandler(handler)
-        if def_logger.getEffectiveLevel() > logging.INFO:
-            def_logger.setLevel(logging.INFO)
+    with _run_log(output_dir, log_file):
+        return train_and_test(config, device=device, seed=seed, output_dir=output_dir, teacher_ckpt=teacher_ckpt,
+                              show_progress=show_progress)
+
+
+@contextlib.contextmanager
+def _run_log(output_dir: str, log_file: str) -> Iterator[None]:
+    """The run's ``train.log`` (the main process writes it), attached to torchdistill's logger for the run only."""
+    if not dist_util.is_main_process():
+        yield
+        return
     try:
-        return train_config(config, device=device, seed=seed, output_dir=output_dir, teacher_ckpt=teacher_ckpt,
-                            show_progress=show_progress)
-    finally:
-        if handler is not None:  # one log per run, also when a harness runs many in one process
-            def_logger.removeHandler(handler)
-            handler.close()
+        os.makedirs(output_dir, exist_ok=True)
+        handler = _LogFileHandler(log_file, mode='w')
+    except OSError as error:
+        raise OutputWriteError(error.errno, f'cannot write {log_file}: {error.strerror or error}') from error
+    handler.setFormatter(logging.Formatter(LOGGING_FORMAT))
+    def_logger.addHandler(handler)
+    if def_logger.getEffectiveLevel() > logging.INFO:
+        def_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:  # one log per run, also when a harness runs many in one process
+        def_logger.removeHandler(handler)
+        handler.close()
 
 
 class _LogFileHandler(logging.FileHandler):
@@ -296,11 +352,7 @@ class _LogFileHandler(logging.FileHandler):
             sys.stderr.write(f'warning: cannot write the log file {self.baseFilename} ({error}); it stops here\n')
 
 
-def _parse_value(text):
-    return parse_value(text)  # 1e-3 is a number, as a user means it (YAML 1.1 alone reads it as a string)
-
-
-def get_args(argv=None):
+def get_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--config', required=True, help='torchdistill YAML config')
@@ -315,7 +367,7 @@ def get_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> None:
     """The command line; every expected failure ends with one ``error:`` line and exit status 1, no traceback."""
     args = get_args(argv)
     set_basic_log_config()
@@ -325,7 +377,7 @@ def main(argv=None):
         if '=' not in item:
             raise SystemExit(f'--set expects KEY=VALUE, got {item!r}')
         key, value = item.split('=', 1)
-        overrides[key] = _parse_value(value)
+        overrides[key] = parse_value(value)  # 1e-3 is a number, as a user means it (YAML 1.1 reads it as text)
     try:
         result = run_config(args.config, device=args.device, seed=args.seed, output_dir=args.output_dir,
                             teacher_ckpt=args.teacher_ckpt, overrides=overrides, log_file=args.log_file)

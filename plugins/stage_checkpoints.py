@@ -10,12 +10,14 @@ import math
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 import torch
 from torchdistill.common.constant import def_logger
 
 from . import distributed as dist_util
-from .checkpoint import atomic_torch_save
+from .atomic_files import atomic_torch_save
+from .config_util import check_choice
 from .evaluation import get_metric
 
 logger = def_logger.getChild(__name__)
@@ -53,12 +55,10 @@ class StageCheckpoints:
     higher is better. A NaN validation value never counts as an improvement.
     """
 
-    def __init__(self, dst_ckpt: str, metric: str = 'accuracy', stage_ckpt: str = None,
+    def __init__(self, dst_ckpt: str, metric: str = 'accuracy', stage_ckpt: Optional[str] = None,
                  dst_format: str = 'torchdistill'):
-        if dst_format not in DST_FORMATS:
-            raise ValueError(f'dst_format must be one of {list(DST_FORMATS)}, got {dst_format!r}')
+        self.dst_format = check_choice(dst_format, 'dst_format', DST_FORMATS)
         self.dst_ckpt = os.path.expanduser(dst_ckpt)
-        self.dst_format = dst_format
         self.metric = get_metric(metric)
         default = os.path.join(os.path.dirname(os.path.abspath(self.dst_ckpt)), 'stage{stage}_best.pt')
         self.stage_ckpt = os.path.expanduser(stage_ckpt) if stage_ckpt else default

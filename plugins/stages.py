@@ -38,6 +38,7 @@ from torchdistill.core.interfaces.post_epoch_proc import default_post_epoch_proc
     default_post_epoch_process_without_teacher
 from torchdistill.core.interfaces.registry import POST_EPOCH_PROC_FUNC_DICT
 
+from .config_util import check_choice, settings_with_defaults, stage_config, stage_configs
 from .evaluation import METRICS, evaluate
 from .hooks import TEACHER_EVAL_PRE_EPOCH_PROCESSES, put_teacher_in_eval_mode
 from .registry import register_new_post_epoch_proc_func
@@ -54,36 +55,25 @@ SETTINGS_DEFAULTS = {'dst_ckpt': None, 'dst_format': 'torchdistill', 'metric': '
 
 def best_checkpoint_settings(train_config: dict) -> dict:
     """The validated ``train.best_checkpoints`` section with defaults filled in; ``ValueError`` names the field."""
-    section = train_config.get(SETTINGS_KEY)
     field = f'train.{SETTINGS_KEY}'
-    if not isinstance(section, dict):
-        raise ValueError(f'{field} must be a mapping with dst_ckpt (= models.student_model.dst_ckpt) and optionally '
-                         f'{sorted(set(SETTINGS_DEFAULTS) - {"dst_ckpt"})}, got {section!r}')
-    unknown = sorted(set(section) - set(SETTINGS_DEFAULTS))
-    if unknown:
-        raise ValueError(f'{field}: unknown field(s) {unknown}; accepted: {sorted(SETTINGS_DEFAULTS)}')
-    settings = dict(SETTINGS_DEFAULTS, **section)
+    settings = settings_with_defaults(
+        train_config.get(SETTINGS_KEY), field, SETTINGS_DEFAULTS,
+        f'dst_ckpt (= models.student_model.dst_ckpt) and optionally {sorted(set(SETTINGS_DEFAULTS) - {"dst_ckpt"})}')
     if not isinstance(settings['dst_ckpt'], str) or not settings['dst_ckpt']:
         raise ValueError(f"{field}.dst_ckpt must be the driver's final checkpoint path (models.student_model.dst_ckpt)"
                          f", got {settings['dst_ckpt']!r}")
-    if settings['dst_format'] not in DST_FORMATS:
-        raise ValueError(f"{field}.dst_format must be one of {list(DST_FORMATS)}, got {settings['dst_format']!r}")
-    if settings['metric'] not in METRICS:
-        raise ValueError(f"{field}.metric must be one of {sorted(METRICS)}, got {settings['metric']!r}")
+    check_choice(settings['dst_format'], f'{field}.dst_format', DST_FORMATS)
+    check_choice(settings['metric'], f'{field}.metric', sorted(METRICS))
     stage_ckpt = settings['stage_ckpt']
     if stage_ckpt is not None and (not isinstance(stage_ckpt, str) or '{stage}' not in stage_ckpt):
         raise ValueError(f'{field}.stage_ckpt must be a path with a {{stage}} field (one file per stage) or null, '
                          f'got {stage_ckpt!r}')
     checkpoints = StageCheckpoints(**settings)
-    stage_paths = {os.path.abspath(checkpoints.stage_path(n)) for n in range(1, _num_stages(train_config) + 1)}
+    stage_paths = {os.path.abspath(checkpoints.stage_path(n)) for n in range(1, len(stage_configs(train_config)) + 1)}
     if os.path.abspath(checkpoints.dst_ckpt) in stage_paths:
         raise ValueError(f'{field}.stage_ckpt names the same file as dst_ckpt {settings["dst_ckpt"]!r}, which the '
                          f'driver writes itself')
     return settings
-
-
-def _num_stages(train_config):
-    return sum(1 for key in train_config if key.startswith('stage'))
 
 
 def report_validation(box, epoch: int, value: float) -> None:
@@ -111,7 +101,7 @@ def _validation_value(box, checkpoints, epoch):
     reported = getattr(box, 'epoch_validation', None)
     if reported is not None and reported[0] == epoch:
         return reported[1]
-    stage = box.train_config[f'stage{box.stage_number}']
+    stage = stage_config(box.train_config, box.stage_number)
     forward_proc = (stage.get('student') or stage.get('model') or {}).get('forward_proc')
     result = evaluate(box_student(box), box.val_data_loader, box.device, checkpoints.metric, forward_proc)
     logger.info('Epoch %d: validation %s', epoch, {key: round(value, 4) for key, value in result.items()})

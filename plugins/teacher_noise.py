@@ -24,6 +24,7 @@ import torch
 from torchdistill.core.interfaces.registry import get_forward_proc_func
 from torchdistill.models.wrapper import AuxiliaryModelWrapper
 
+from .config_util import check_integer, check_number
 from .datasets.in_memory import BatchFetchDatasetWrapper, TensorRows
 from .registry import register_new_auxiliary_model_wrapper, register_new_dataset_wrapper
 
@@ -35,10 +36,8 @@ SHIFT_FIELD = 'teacher_noise_shift'
 def noise_shifts(num_samples: int, fraction: float, num_classes: int, seed: int) -> torch.Tensor:
     """Per-sample logit shifts: ``round(fraction * num_samples)`` samples, drawn by ``seed``, get a shift drawn
     uniformly from 1..num_classes-1; the others get 0."""
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
-        raise ValueError(f'fraction must be a number in [0, 1], got {fraction!r}')
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f'num_classes must be an integer >= 2, got {num_classes!r}')
+    check_number(fraction, 'fraction', 0, 1)
+    check_integer(num_classes, 'num_classes', 2)
     generator = torch.Generator().manual_seed(int(seed))
     corrupted = torch.randperm(num_samples, generator=generator)[:round(fraction * num_samples)]
     shifts = torch.zeros(num_samples, dtype=torch.long)

@@ -1,41 +1,32 @@
 """The runner's ``teacher_cache:`` section: one switch that declares the cache in every stage that reads the teacher."""
 import copy
+from typing import Any, List, Optional
 
-from ..config_checks import ConfigError, check_directory, uses_teacher
+from ..config_checks import CheckedStage, check_directory
+from ..config_util import settings_with_defaults, stage_configs, uses_teacher
+from ..errors import ConfigError
 from .dataset import TeacherCacheDatasetWrapper
-from .teacher import CACHE_MODES, CachedTeacherWrapper, default_cache_dir
+from .store_choice import CACHE_MODES, check_cache_settings, default_cache_dir
+from .teacher import CachedTeacherWrapper
 
 __all__ = ['TEACHER_CACHE_DEFAULTS', 'teacher_cache_settings', 'apply_teacher_cache']
 
 TEACHER_CACHE_DEFAULTS = {'mode': 'off', 'cache_dir': None, 'max_memory_mb': 1024}
 
 
-def teacher_cache_settings(section):
+def teacher_cache_settings(section: Optional[Any]) -> dict:
     """The ``teacher_cache`` section with every field present (so ``--set teacher_cache.mode=auto`` works).
 
     ``mode``: ``off`` (default; YAML's bare ``off``/``false`` too), ``auto`` (also ``on``/``true``), ``memory`` or
     ``disk``; ``cache_dir``: where disk caches live
     (default ``~/.cache/annealing-continuation-kd/teacher-outputs``); ``max_memory_mb``: the ``auto`` threshold.
     """
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise ConfigError(f'teacher_cache must be a mapping with fields {sorted(TEACHER_CACHE_DEFAULTS)}, '
-                          f'got {section!r}')
-    unknown = sorted(set(section) - set(TEACHER_CACHE_DEFAULTS))
-    if unknown:
-        raise ConfigError(f'teacher_cache: unknown field(s) {unknown}; accepted: {sorted(TEACHER_CACHE_DEFAULTS)}')
-    settings = dict(TEACHER_CACHE_DEFAULTS, **section)
-    # YAML reads a bare off / on as a boolean.
-    settings['mode'] = {False: 'off', True: 'auto'}.get(settings['mode'], settings['mode']) \
-        if isinstance(settings['mode'], bool) else settings['mode']
-    if settings['mode'] not in ('off',) + CACHE_MODES:
-        raise ConfigError(f"teacher_cache.mode must be one of {['off', *CACHE_MODES]}, got {settings['mode']!r}")
-    max_mb = settings['max_memory_mb']
-    if isinstance(max_mb, bool) or not isinstance(max_mb, (int, float)) or max_mb < 0:
-        raise ConfigError(f'teacher_cache.max_memory_mb must be a number >= 0, got {max_mb!r}')
-    if settings['cache_dir'] is not None and not isinstance(settings['cache_dir'], str):
-        raise ConfigError(f"teacher_cache.cache_dir must be a directory path or null, got {settings['cache_dir']!r}")
+    settings = settings_with_defaults({} if section is None else section, 'teacher_cache', TEACHER_CACHE_DEFAULTS,
+                                      f'fields {sorted(TEACHER_CACHE_DEFAULTS)}', error=ConfigError)
+    if isinstance(settings['mode'], bool):  # YAML reads a bare off / on as a boolean
+        settings['mode'] = 'auto' if settings['mode'] else 'off'
+    check_cache_settings(settings['mode'], settings['cache_dir'], settings['max_memory_mb'], field='teacher_cache.',
+                         modes=('off', *CACHE_MODES), error=ConfigError)
     return settings
 
 
@@ -63,8 +54,9 @@ def _enable_in_stage(field, stage, loader, settings):
     teacher['forward_proc'] = 'forward_all'  # the box passes (sample_batch, targets, supp_dict) to the wrapper
 
 
-def apply_teacher_cache(config, stages):
-    """A copy of ``config`` whose stages that read the teacher (``stages`` from :func:`check_config`) use the cache.
+def apply_teacher_cache(config: dict, stages: List[CheckedStage]) -> dict:
+    """A copy of ``config`` whose stages that read the teacher use the cache (``stages``: from
+    :func:`~plugins.config_checks.checked_stages`).
 
     Each such stage gets ``TeacherCacheDatasetWrapper`` on its training loader (a stage that inherits the loader
     gets a copy of it) and ``CachedTeacherWrapper`` as the teacher's auxiliary model wrapper. Stages whose
@@ -77,8 +69,7 @@ def apply_teacher_cache(config, stages):
         check_directory(settings['cache_dir'] or default_cache_dir(), 'teacher_cache.cache_dir')
     config = dict(config, train=copy.deepcopy(config['train']))
     loader, inherited_wrapped = None, False
-    for field, _, criterion in stages:
-        stage = config['train'] if field == 'train' else config['train'][field.split('.', 1)[1]]
+    for (field, stage), (_, _, criterion) in zip(stage_configs(config['train']), stages):
         own_loader = bool(stage.get('train_data_loader'))
         if own_loader:
             loader = stage['train_data_loader']

@@ -2,6 +2,7 @@
 from torchdistill.common.constant import def_logger
 from torchdistill.datasets.wrapper import BaseDatasetWrapper
 
+from ..config_util import check_integer
 from ..registry import register_new_dataset_wrapper
 from .fingerprint import dataset_fingerprint, random_transforms, sample_key, samples_reproducible
 
@@ -33,8 +34,7 @@ class TeacherCacheDatasetWrapper(BaseDatasetWrapper):
 
     def __init__(self, org_dataset, num_checks=2):
         super().__init__(org_dataset)
-        if isinstance(num_checks, bool) or not isinstance(num_checks, int) or num_checks < 0:
-            raise ValueError(f'num_checks must be an integer >= 0, got {num_checks!r}')
+        check_integer(num_checks, 'num_checks', 0)
         found = random_transforms(org_dataset)
         if not found and len(org_dataset) > 0 and \
                 not samples_reproducible(org_dataset, range(min(num_checks, len(org_dataset)))):

@@ -5,9 +5,6 @@ torchdistill 1.1.5 has no teacher-output cache (its source has no ``cache_output
 stage's ``teacher.auxiliary_model_wrapper`` and reads the sample indices and keys that
 :class:`TeacherCacheDatasetWrapper` puts in ``supp_dict``.
 """
-import collections
-import os
-import sys
 from collections.abc import Mapping
 
 import torch
@@ -17,56 +14,13 @@ from torchdistill.models.wrapper import AuxiliaryModelWrapper
 
 from ..registry import register_new_auxiliary_model_wrapper
 from .fingerprint import module_fingerprint, tensor_versions
-from .disk_store import CacheDamaged, DiskStore, discard_cache
-from .store import MemoryStore, OutputSpec
+from .outputs import flatten_output, rebuild_output
+from .store import OutputSpec
+from .store_choice import TeacherOutputStores
 
 logger = def_logger.getChild(__name__)
 
-__all__ = ['CachedTeacherWrapper', 'CACHE_MODES', 'default_cache_dir']
-
-CACHE_MODES = ('auto', 'memory', 'disk')
-
-
-def default_cache_dir():
-    """``$XDG_CACHE_HOME/annealing-continuation-kd/teacher-outputs`` (``~/.cache/...`` by default)."""
-    root = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return os.path.join(root, 'annealing-continuation-kd', 'teacher-outputs')
-
-
-def _flatten(output):
-    """[(field, tensor)] of a teacher output: a tensor, or a mapping of tensors (e.g. a transformers ModelOutput)."""
-    if isinstance(output, torch.Tensor):
-        return [('', output)]
-    if isinstance(output, Mapping) and all(isinstance(v, torch.Tensor) for v in output.values()):
-        return sorted(output.items())
-    return None
-
-
-def _rebuild(output_type, names, tensors):
-    if output_type is torch.Tensor:
-        return tensors[0]
-    return output_type(**dict(zip(names, tensors)))
-
-
-def _type_path(output_type):
-    return f'{output_type.__module__}:{output_type.__qualname__}'
-
-
-def _subclasses(cls):
-    for subclass in cls.__subclasses__():
-        yield subclass
-        yield from _subclasses(subclass)
-
-
-def _known_type(path):
-    """The output type a disk cache recorded (``module:qualname``) when it is a tensor, a dict or a transformers
-    ``ModelOutput`` that this process has already loaded; otherwise None, and the type is learnt from the
-    teacher's next output. A name read from disk is never imported or looked up on a module."""
-    candidates = [torch.Tensor, dict, collections.OrderedDict]
-    generic = sys.modules.get('transformers.utils.generic')  # only if transformers is already imported
-    if generic is not None and hasattr(generic, 'ModelOutput'):
-        candidates += [generic.ModelOutput, *_subclasses(generic.ModelOutput)]
-    return next((candidate for candidate in candidates if _type_path(candidate) == path), None)
+__all__ = ['CachedTeacherWrapper']
 
 
 @register_new_auxiliary_model_wrapper
@@ -79,13 +33,8 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
     keyed by the teacher's weights (a digest, re-taken at the next step after a parameter or buffer changes in
     place, e.g. ``load_state_dict``, and at the next epoch after parameter objects are replaced), the
     dataset (class, length, transforms) and every sample's content, so a change of teacher, data or transform
-    is never served stale. ``mode``: ``memory`` (tensors on the outputs' device), ``disk`` (``.npy`` memory
-    maps under ``cache_dir``, reused by later runs with the same teacher and data after their sizes and per-row
-    checksums are verified; a damaged one is discarded with a warning and rebuilt, see
-    :mod:`~plugins.caching.disk_store`) or ``auto`` (a disk cache an
-    earlier run left is reused; otherwise memory when the whole cache fits in ``max_memory_mb``, disk when it
-    does not, or when training is distributed: the ranks then fill one shared cache, whereas each rank's
-    memory cache would only see the samples its sampler gives it). Caching is skipped, with one warning, when it
+    is never served stale. ``mode`` (``auto``, ``memory`` or ``disk``), ``cache_dir`` and ``max_memory_mb`` choose
+    where the rows live (:mod:`~plugins.caching.store_choice`). Caching is skipped, with one warning, when it
     cannot be exact: a teacher in training mode or with gradients, forward hooks on teacher modules (only the
     model's own output, io_dict path '.', is cached), outputs that are not per-sample tensors, or batches
     without the cache fields (no :class:`TeacherCacheDatasetWrapper`, or a random training transform).
@@ -113,20 +62,18 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
     def __init__(self, teacher_model, forward_proc='forward_batch_only', mode='auto', cache_dir=None,
                  max_memory_mb=1024, device=None, device_ids=None, distributed=False):
         super().__init__()
-        if mode not in CACHE_MODES:
-            raise ValueError(f'mode must be one of {list(CACHE_MODES)}, got {mode!r}')
-        if isinstance(max_memory_mb, bool) or not isinstance(max_memory_mb, (int, float)) or max_memory_mb < 0:
-            raise ValueError(f'max_memory_mb must be a number >= 0, got {max_memory_mb!r}')
-        if cache_dir is not None and not isinstance(cache_dir, str):
-            raise ValueError(f'cache_dir must be a directory path or null, got {cache_dir!r}')
+        self.store_choice = TeacherOutputStores(mode, cache_dir, max_memory_mb, distributed)
         self.teacher = teacher_model
         self.forward_proc_name = forward_proc or 'forward_batch_only'
         self.teacher_forward_proc = get_forward_proc_func(self.forward_proc_name)
-        self.mode, self.max_memory_mb, self.distributed = mode, max_memory_mb, bool(distributed)
-        self.cache_dir = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
-        self.stores, self._versions, self._fingerprint, self._warned, self._device = {}, None, None, set(), None
+        self._versions, self._fingerprint, self._warned, self._device = None, None, set(), None
         self._tensors, self._identities, self._hooked = None, None, False
         self.hits = self.misses = self.teacher_calls = 0
+
+    @property
+    def stores(self) -> dict:
+        """{dataset key: (store, output type)} of the stores in use."""
+        return self.store_choice.stores
 
     def _warn_once(self, reason):
         if reason not in self._warned:
@@ -169,53 +116,9 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
             fingerprint = module_fingerprint(self.teacher, self.forward_proc_name)
             if self._fingerprint is not None and fingerprint != self._fingerprint:
                 logger.info('Teacher weights changed: teacher-output cache invalidated')
-                self.stores.clear()
+                self.store_choice.clear()
             self._versions, self._fingerprint = versions, fingerprint
         return self._fingerprint
-
-    def _disk_directory(self, dataset_key, num_samples):
-        name = f'{self._fingerprint[:20]}-{dataset_key & (2 ** 64 - 1):016x}-{num_samples}'
-        return os.path.join(self.cache_dir, name)
-
-    def _verified_disk_store(self, directory, num_samples, spec=None):
-        """The cache in ``directory`` after every check passed, or None (none there, or damaged: discarded)."""
-        if not os.path.isdir(directory):
-            return None
-        try:
-            return DiskStore.open(directory, num_samples, spec)
-        except CacheDamaged as damage:
-            logger.warning('Teacher-output cache %s is damaged (%s): discarded; it is rebuilt from the teacher',
-                           directory, damage)
-            discard_cache(directory)
-            return None
-
-    def _open_disk_store(self, dataset_key, num_samples):
-        """A verified disk cache an earlier run left for this teacher and dataset, or None."""
-        store = self._verified_disk_store(self._disk_directory(dataset_key, num_samples), num_samples)
-        if store is None:
-            return None
-        logger.info('Teacher-output cache: reusing %s (%d of %d rows filled, checksums verified)', store.directory,
-                    store.num_filled(), num_samples)
-        return self._remember(dataset_key, store, _known_type(store.meta.get('output_type')))
-
-    def _new_store(self, dataset_key, num_samples, spec, output_type, device):
-        size_mb = num_samples * spec.row_bytes() / 2 ** 20
-        if self.mode == 'memory' or (self.mode == 'auto' and size_mb <= self.max_memory_mb and not self.distributed):
-            store = MemoryStore(num_samples, spec, device)
-        else:
-            directory = self._disk_directory(dataset_key, num_samples)
-            store = self._verified_disk_store(directory, num_samples, spec) or DiskStore.create(
-                directory, num_samples, spec,
-                meta={'teacher': self._fingerprint, 'dataset': dataset_key,
-                      'teacher_class': type(self.teacher).__name__, 'forward_proc': self.forward_proc_name,
-                      'output_type': _type_path(output_type)})
-        logger.info('Teacher-output cache: %s store for %d samples (%.1f MiB)%s', store.mode, num_samples, size_mb,
-                    f' in {store.directory}' if store.mode == 'disk' else '')
-        return self._remember(dataset_key, store, output_type)
-
-    def _remember(self, dataset_key, store, output_type):
-        self.stores[dataset_key] = (store, output_type)
-        return store, output_type
 
     def forward(self, sample_batch, targets=None, supp_dict=None):
         reason = self._uncacheable_reason(supp_dict)
@@ -227,22 +130,23 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
         keys = torch.as_tensor(supp_dict['cache_key'], dtype=torch.int64)
         dataset_key = int(torch.as_tensor(supp_dict['cache_dataset']).reshape(-1)[0])
         num_samples = int(torch.as_tensor(supp_dict['cache_size']).reshape(-1)[0])
-        store, output_type = self.stores.get(dataset_key) or \
-            (self._open_disk_store(dataset_key, num_samples) if self.mode != 'memory' else None) or (None, None)
+        store, output_type = self.store_choice.find(self._fingerprint, dataset_key, num_samples)
         if store is not None and output_type is not None and store.contains(indices, keys):
             self.hits += len(indices)
             names = [name for name, _, _ in store.spec.fields]
-            return _rebuild(output_type, names, store.read(indices, self._output_device(store)))
+            return rebuild_output(output_type, names, store.read(indices, self._output_device(store)))
         output = self._run_teacher(sample_batch, targets, supp_dict)
         self.misses += len(indices)
-        tensors = _flatten(output)
+        tensors = flatten_output(output)
         if tensors is None or any(t.dim() == 0 or t.shape[0] != len(indices) for _, t in tensors):
             self._warn_once(f'the teacher output ({type(output).__name__}) is not a per-sample tensor or mapping '
                             f'of per-sample tensors')
             return output
         spec, self._device = OutputSpec.of(tensors), tensors[0][1].device
         if store is None or store.spec != spec or output_type is not type(output):
-            store, _ = self._new_store(dataset_key, num_samples, spec, type(output), self._device)
+            store, _ = self.store_choice.create(
+                self._fingerprint, dataset_key, num_samples, spec, type(output), self._device,
+                meta={'teacher_class': type(self.teacher).__name__, 'forward_proc': self.forward_proc_name})
         store.write(indices, keys, [t for _, t in tensors])
         return output
 
@@ -255,8 +159,7 @@ class CachedTeacherWrapper(AuxiliaryModelWrapper):
 
     def post_epoch_process(self, *args, **kwargs):
         """Flushes disk stores, logs the epoch's hits and misses and re-lists the teacher's tensors."""
-        for store, _ in self.stores.values():
-            store.flush()
+        self.store_choice.flush()
         self._tensors = None
         if self.hits or self.misses:
             logger.info('Teacher-output cache: %d hits, %d misses, %d teacher calls this epoch',

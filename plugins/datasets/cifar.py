@@ -21,6 +21,8 @@ from torchdistill.common.constant import def_logger
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, CIFAR100
 
+from ..config_util import check_choice, check_integer, is_number
+
 logger = def_logger.getChild(__name__)
 
 __all__ = ['cifar_split', 'stratified_split', 'cifar_data_root', 'CIFAR_SPLITS', 'CIFAR_DATASETS', 'CIFAR_STATS']
@@ -77,7 +79,7 @@ def stratified_split(targets, val_size, split_seed=0):
     """
     targets = np.asarray(targets)
     num_samples = len(targets)
-    if isinstance(val_size, bool) or not isinstance(val_size, (int, float)):
+    if not is_number(val_size):
         raise ValueError(f'val_size must be a number of samples or a fraction in (0, 1), got {val_size!r}')
     num_val = int(round(val_size * num_samples)) if isinstance(val_size, float) and 0 < val_size < 1 else val_size
     if not isinstance(num_val, int) or not 1 <= num_val < num_samples:
@@ -146,15 +148,12 @@ def cifar_split(dataset='cifar10', split='train', root=None, download=None, val_
             key: 'plugins.datasets.cifar.cifar_split'
             init: {kwargs: {dataset: 'cifar10', split: 'train', root: '~/datasets'}}  # $KD_DATA_ROOT overrides
     """
-    if dataset not in CIFAR_DATASETS:
-        raise ValueError(f'dataset must be one of {sorted(CIFAR_DATASETS)}, got {dataset!r}')
-    if split not in CIFAR_SPLITS:
-        raise ValueError(f'split must be one of {list(CIFAR_SPLITS)}, got {split!r}')
+    check_choice(dataset, 'dataset', sorted(CIFAR_DATASETS))
+    check_choice(split, 'split', CIFAR_SPLITS)
     for name, value in (('download', download), ('verify_md5', verify_md5)):
         if value is not None and not isinstance(value, bool):
             raise ValueError(f'{name} must be true, false or null (use the environment variable), got {value!r}')
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int):
-        raise ValueError(f'split_seed must be an integer, got {split_seed!r}')
+    check_integer(split_seed, 'split_seed', None)
     root = cifar_data_root(root)
     download = _env_flag('KD_DOWNLOAD', False) if download is None else download
     verify_md5 = _env_flag('KD_VERIFY_MD5', True) if verify_md5 is None else verify_md5

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 import torch
 
+from ..config_util import check_choice, check_number
 from .in_memory import InMemoryTensorDataset
 
 __all__ = ['digits_split', 'digits_arrays', 'DIGITS_SPLITS', 'NORMALIZATIONS', 'PIXEL_LEVELS']
@@ -37,15 +38,12 @@ def digits_arrays(val_fraction=0.2, test_fraction=0.2, split_seed=0):
 
 
 def _check(split, val_fraction, test_fraction, normalization, std_floor):
-    if split not in DIGITS_SPLITS:
-        raise ValueError(f'split must be one of {list(DIGITS_SPLITS)}, got {split!r}')
+    check_choice(split, 'split', DIGITS_SPLITS)
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ValueError('val_fraction and test_fraction must lie in (0, 1) and sum to less than 1, '
                          f'got {val_fraction!r} and {test_fraction!r}')
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f'normalization must be one of {list(NORMALIZATIONS)}, got {normalization!r}')
-    if isinstance(std_floor, bool) or not isinstance(std_floor, (int, float)) or not std_floor > 0:
-        raise ValueError(f'std_floor must be a number > 0 (pixel levels), got {std_floor!r}')
+    check_choice(normalization, 'normalization', NORMALIZATIONS)
+    check_number(std_floor, 'std_floor', 0, exclusive_minimum=True, note=' (pixel levels)')
 
 
 def digits_split(split, val_fraction=0.2, test_fraction=0.2, split_seed=0, normalization='standardize',

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from ..config_util import check_choice, check_integer
 from ..models.analytic import SinusoidSum, noisy_sinusoid_teacher, sinusoid_component
 
 __all__ = ['noisy_sinusoid_split', 'NOISY_SINUSOID_SPLITS', 'NOISY_SINUSOID_TARGETS', 'target_function']
@@ -23,19 +24,12 @@ DOMAIN = (-1.0, 1.0)
 
 def target_function(function: dict, target: str) -> SinusoidSum:
     """The labelling function: the noisy teacher (``'teacher'``) or its signal alone (``'clean'``)."""
-    if target not in NOISY_SINUSOID_TARGETS:
-        raise ValueError(f'target must be one of {list(NOISY_SINUSOID_TARGETS)}, got {target!r}')
+    check_choice(target, 'target', NOISY_SINUSOID_TARGETS)
     if not isinstance(function, dict) or set(function) != {'signal', 'noise'}:
         raise ValueError(f"function must be a mapping with exactly the fields ['noise', 'signal'], got {function!r}")
     if target == 'teacher':
         return noisy_sinusoid_teacher(**function)
     return SinusoidSum([sinusoid_component(function['signal'], 'function.signal')])
-
-
-def _count(value, field):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ValueError(f'{field} must be an integer >= 2, got {value!r}')
-    return value
 
 
 def noisy_sinusoid_split(split: str, function: dict, target: str = 'teacher', num_train: int = 3000,
@@ -49,11 +43,10 @@ def noisy_sinusoid_split(split: str, function: dict, target: str = 'teacher', nu
             key: 'plugins.datasets.noisy_sinusoid.noisy_sinusoid_split'
             init: {kwargs: {split: 'train', function: *toy_function, target: 'teacher'}}
     """
-    if split not in NOISY_SINUSOID_SPLITS:
-        raise ValueError(f'split must be one of {list(NOISY_SINUSOID_SPLITS)}, got {split!r}')
+    check_choice(split, 'split', NOISY_SINUSOID_SPLITS)
     labeller = target_function(function, target)
-    sizes = {'train': _count(num_train, 'num_train'), 'val': _count(num_val, 'num_val'),
-             'test': _count(num_test, 'num_test')}
+    sizes = {'train': check_integer(num_train, 'num_train', 2), 'val': check_integer(num_val, 'num_val', 2),
+             'test': check_integer(num_test, 'num_test', 2)}
     if split == 'test':
         x = np.linspace(*DOMAIN, sizes['test'])
     else:

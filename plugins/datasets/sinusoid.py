@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from ..config_util import check_choice, check_integer, check_number
+
 __all__ = ['sinusoid_function', 'sinusoid_split', 'SINUSOID_SPLITS']
 
 SINUSOID_SPLITS = ('train', 'val', 'test')
@@ -32,13 +34,10 @@ def sinusoid_split(split, num_train=200, num_val=100, num_test=500, noise_std=0.
             key: 'plugins.datasets.sinusoid.sinusoid_split'
             init: {kwargs: {split: 'train'}}
     """
-    if split not in SINUSOID_SPLITS:
-        raise ValueError(f'split must be one of {list(SINUSOID_SPLITS)}, got {split!r}')
+    check_choice(split, 'split', SINUSOID_SPLITS)
     for field, value in (('num_train', num_train), ('num_val', num_val), ('num_test', num_test)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-            raise ValueError(f'{field} must be an integer >= 2, got {value!r}')
-    if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or noise_std < 0:
-        raise ValueError(f'noise_std must be a number >= 0, got {noise_std!r}')
+        check_integer(value, field, 2)
+    check_number(noise_std, 'noise_std', 0)
     if split == 'test':
         x = np.linspace(0.0, 1.0, num_test)
         y = sinusoid_function(x)

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence, Tuple
 import torch
 from torch import nn
 
+from ..config_util import check_number
 from ..registry import register_new_model
 
 __all__ = ['SinusoidSum', 'noisy_sinusoid_teacher', 'sinusoid_component']
@@ -25,10 +26,7 @@ def sinusoid_component(spec: Mapping, field: str) -> Tuple[float, float]:
                          f'(a * sin(2 pi f x), f in cycles per unit of x), got {spec!r}')
     values = []
     for name in COMPONENT_FIELDS:
-        value = spec[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f'{field}.{name} must be a finite number, got {value!r}')
-        values.append(float(value))
+        values.append(float(check_number(spec[name], f'{field}.{name}', finite=True)))
     if values[1] < 0:
         raise ValueError(f'{field}.frequency must be >= 0, got {spec["frequency"]!r}')
     return values[0], values[1]

@@ -12,10 +12,11 @@ from torchdistill.core.distillation import get_distillation_box
 from torchvision.transforms import Compose, Lambda, RandomHorizontalFlip
 
 import plugins.runner as runner
-from plugins.caching import (CachedTeacherWrapper, TeacherCacheDatasetWrapper, apply_teacher_cache,
-                             release_idle_teacher, teacher_cache_settings)
+from plugins.caching import CachedTeacherWrapper, TeacherCacheDatasetWrapper, apply_teacher_cache, \
+    teacher_cache_settings
 from plugins.caching.fingerprint import sample_key
-from plugins.config_checks import ConfigError, check_config
+from plugins.config_checks import ConfigError, checked_stages
+from plugins.idle_teacher import release_idle_teacher
 from plugins.models.mlp import mlp
 from runner_fixtures import TWO_STAGE
 
@@ -122,7 +123,7 @@ def make_config(train_set, cache=None, two_stages=False, epochs=2, ckpt_dir=None
 
 
 def make_box(config, teacher):
-    stages = check_config(config)
+    stages = checked_stages(config)
     config = apply_teacher_cache(config, stages)
     torch.manual_seed(0)
     student = mlp(NUM_FEATURES, [4], NUM_CLASSES)
@@ -344,7 +345,7 @@ def test_stage_two_without_teacher_term_skips_the_teacher_and_keeps_it_on_cpu(tm
     data = TensorDataset(*make_data())
     teacher = CountingTeacher()
     config = make_config(data, cache={'mode': 'memory'}, two_stages=True, epochs=2, ckpt_dir=tmp_path)
-    expanded = apply_teacher_cache(config, check_config(config))
+    expanded = apply_teacher_cache(config, checked_stages(config))
     assert 'dataset_wrapper' in expanded['train']['stage1']['train_data_loader']
     assert 'dataset_wrapper' not in expanded['train']['stage2']['train_data_loader']  # plain loader back
     box = make_box(config, teacher)
@@ -404,5 +405,5 @@ def test_configs_the_cache_cannot_serve_fail_before_training(edit, message):
     config = make_config(TensorDataset(*make_data()), cache={'mode': 'auto'})
     edit(config['train'])
     with pytest.raises(ConfigError) as error:
-        apply_teacher_cache(config, check_config(config))
+        apply_teacher_cache(config, checked_stages(config))
     assert message in str(error.value)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import plugins.runner as runner
-from plugins.config_checks import ConfigError, check_config
+from plugins.config_checks import ConfigError, checked_stages
 from plugins.glue.schedulers import StageLengthLinearWarmup, linear_warmup_schedule
 from plugins.hooks import stage_optimizer_steps, tell_stage_length
 from plugins.stage_checkpoints import StageCheckpoints
@@ -144,7 +144,7 @@ def single_stage_config():
 def test_single_stage_configs_do_not_name_the_stage_process_and_boxes_refuse_it():
     with pytest.raises(ConfigError, match="train.post_epoch_process 'keep_best_stage_checkpoints' is for multi-stage "
                                           'configs; with one stage the driver keeps the best checkpoint itself'):
-        check_config(single_stage_config())
+        checked_stages(single_stage_config())
 
     class SingleStageBox:  # what torchdistill's single-stage TrainingBox offers the process
         lr_scheduler, scheduling_step, distributed = None, 0, False
