@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from plugins.config_loading import yaml_syntax_error
 from plugins.config_util import apply_overrides, check_integer, has_dotted, stage_configs
 from plugins.errors import ConfigError
 
@@ -42,9 +43,7 @@ def read_structure(path: str) -> dict:
         with open(path, 'r', encoding='utf-8') as fp:
             structure = yaml.load(fp, Loader=_TagAgnosticLoader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
-        raise ConfigError(f'{path}: not valid YAML: {error.problem or error.context}{where}') from None
+        raise yaml_syntax_error(path, error) from None
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f'{path}: cannot read the config: {" ".join(str(error).split())}') from None
     if not isinstance(structure, dict) or not isinstance(structure.get('train'), dict):

@@ -12,7 +12,7 @@ from torchdistill.common import main_util, yaml_util
 
 from .errors import ConfigError, one_line
 
-__all__ = ['ConfigLoader', 'read_config_file', 'memoizing_loader', 'REQUIRED_SECTIONS']
+__all__ = ['ConfigLoader', 'read_config_file', 'memoizing_loader', 'yaml_syntax_error', 'REQUIRED_SECTIONS']
 
 REQUIRED_SECTIONS = ('datasets', 'models', 'train', 'test')
 TAG_CONSTRUCTORS = {
@@ -97,6 +97,13 @@ def _describe(path, root, failure):
             f'{one_line(failure.error)}')
 
 
+def yaml_syntax_error(path: str, error: yaml.MarkedYAMLError) -> ConfigError:
+    """The :class:`ConfigError` for a YAML syntax error in ``path``, with its line and column."""
+    mark = error.problem_mark or error.context_mark
+    where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
+    return ConfigError(f'{path}: not valid YAML: {error.problem or error.context}{where}')
+
+
 def read_config_file(path: str, loader_class: type = ConfigLoader) -> dict:
     """The config at ``path`` as torchdistill would load it; :class:`ConfigError` for an unreadable file, invalid
     YAML, an empty file, a top level that is not a mapping, or a tag (``!import_call``...) whose call fails."""
@@ -115,9 +122,7 @@ def read_config_file(path: str, loader_class: type = ConfigLoader) -> dict:
     except _NodeFailure as failure:
         raise ConfigError(_describe(path, root, failure)) from failure.error
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
-        raise ConfigError(f'{path}: not valid YAML: {error.problem or error.context}{where}') from None
+        raise yaml_syntax_error(path, error) from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f'{path}: not a YAML text file: {one_line(error)}') from None
     if config is None:

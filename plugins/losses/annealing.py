@@ -1,4 +1,6 @@
 """Annealing-KD (Jafari et al., EACL 2021) as torchdistill losses."""
+from torch import nn
+
 from continuation import ContinuationSchedule, LogitAnnealing
 
 from ..registry import register_new_loss_wrapper, register_new_mid_level_loss
@@ -37,8 +39,9 @@ class AnnealingKDLoss(ScheduledLoss):
                   weight: 1.0
     """
 
-    def __init__(self, student_module_path, student_module_io, teacher_module_path, teacher_module_io,
-                 max_temperature, annealing='linear', reduction='mean', distance='mse'):
+    def __init__(self, student_module_path: str, student_module_io: str, teacher_module_path: str,
+                 teacher_module_io: str, max_temperature: int, annealing: str = 'linear', reduction: str = 'mean',
+                 distance: str = 'mse'):
         objective = LogitAnnealing(max_temperature, annealing=annealing, reduction=reduction, distance=distance)
         super().__init__(objective, ContinuationSchedule('step', num_levels=max_temperature))
         self.student_module_path = student_module_path
@@ -47,12 +50,12 @@ class AnnealingKDLoss(ScheduledLoss):
         self.teacher_module_io = teacher_module_io
 
     @property
-    def temperature(self):
+    def temperature(self) -> int:
         """The current integer temperature T."""
         return self.objective.temperature
 
     @property
-    def phi(self):
+    def phi(self) -> float:
         """The current multiplier Phi(T) of the teacher's logits."""
         return self.objective.phi
 
@@ -83,7 +86,8 @@ class AnnealedTeacherLossWrapper(ScheduledLoss):
           weight: 1.0
     """
 
-    def __init__(self, criterion, teacher_module_path, teacher_module_io, max_temperature, annealing='linear'):
+    def __init__(self, criterion: nn.Module, teacher_module_path: str, teacher_module_io: str, max_temperature: int,
+                 annealing: str = 'linear'):
         super().__init__(LogitAnnealing(max_temperature, annealing=annealing),
                          ContinuationSchedule('step', num_levels=max_temperature))
         self.criterion = criterion
