@@ -1,13 +1,15 @@
 """Trains any torchdistill YAML config: ``python -m plugins.runner --config CONFIG.yaml``.
 
 torchdistill's example scripts are not part of its pip package, so this is the project's runner (the configs
-also run under those scripts). It loads the teacher from its checkpoint (train a teacher by running its own,
-teacher-less config), trains the student stage by stage with torchdistill's (MultiStages)DistillationBox or
-TrainingBox and validates every epoch. The best checkpoint of each stage on the validation split is kept by the
-configs' post-epoch process ``keep_best_stage_checkpoints`` (plugins/stages.py), which, as Annealing-KD's
-Algorithm 1 requires, gives it back to the student before the next stage starts; the runner hands it each
-epoch's validation value. The best checkpoint of the last stage is evaluated once on the test split. Works under
-``torchrun`` (NCCL on GPUs, gloo on CPUs).
+also run under those scripts), in named steps as those scripts have (:func:`train_and_test`): check the config
+and build each stage's criterion, build the models and the box, train the stages, test, assemble the result. It
+loads the teacher from its checkpoint (train a teacher by running its own, teacher-less config), trains the
+student stage by stage with torchdistill's (MultiStages)DistillationBox or TrainingBox and validates every epoch.
+The best checkpoint of each stage on the validation split is kept by the configs' post-epoch process
+``keep_best_stage_checkpoints`` (plugins/stages.py), which, as Annealing-KD's Algorithm 1 requires, gives it back
+to the student before the next stage starts; the runner hands it each epoch's validation value. The best
+checkpoint of the last stage is evaluated once on the test split. Works under ``torchrun`` (NCCL on GPUs, gloo on
+CPUs).
 
 Outputs in ``--output-dir``: ``student_best.pt`` (torchdistill checkpoint format), ``result.json`` (metrics,
 per-epoch history with the schedule's T / Phi / lambda), written atomically, and ``train.log``, appended line by
@@ -19,12 +21,12 @@ Every bad input stops the run before training with one line that names the field
 import argparse
 import contextlib
 import copy
+import dataclasses
 import logging
 import os
 import resource
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
@@ -129,21 +131,7 @@ def _peak_memory_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _stage_checkpoints(box, output_dir, metric):
-    """The run's :class:`StageCheckpoints` (``stage<k>_best.pt``, ``student_best.pt`` in ``output_dir``).
-
-    A multi-stage box gets it attached, so that its ``keep_best_stage_checkpoints`` writes into ``output_dir``
-    (the config's ``train.best_checkpoints`` paths are for drivers without an output folder); a single-stage
-    run calls it directly.
-    """
-    checkpoints = StageCheckpoints(os.path.join(output_dir, 'student_best.pt'), metric=metric.name,
-                                   stage_ckpt=os.path.join(output_dir, 'stage{stage}_best.pt'))
-    if hasattr(box, 'stage_end_epoch'):
-        box.stage_checkpoints = checkpoints
-    return checkpoints
-
-
-@dataclass
+@dataclasses.dataclass
 class _Run:
     """What the steps of one run share."""
     box: Any  # torchdistill's (MultiStages)DistillationBox or TrainingBox
@@ -156,6 +144,9 @@ class _Run:
     checkpoints: StageCheckpoints  # the best-checkpoint keeper (Algorithm 1)
     device: torch.device
     device_ids: Optional[List[int]]
+    history: List[dict] = dataclasses.field(default_factory=list)  # one entry per epoch
+    train_samples: int = 0
+    train_seconds: float = 0.0
 
 
 def _build(config: dict, stages: List[CheckedStage], device, device_ids, distributed, teacher_ckpt,
@@ -178,17 +169,16 @@ def _build(config: dict, stages: List[CheckedStage], device, device_ids, distrib
     release_idle_teacher(box)  # a stage whose criterion ignores the teacher skips it and keeps it on the CPU
     os.makedirs(output_dir, exist_ok=True)
     box.output_dir = output_dir  # lets a registered epoch hook save artifacts beside the run's checkpoints
+    checkpoints = StageCheckpoints(os.path.join(output_dir, 'student_best.pt'), metric=metric.name,
+                                   stage_ckpt=os.path.join(output_dir, 'stage{stage}_best.pt'))
+    if hasattr(box, 'stage_end_epoch'):  # its keep_best_stage_checkpoints writes here, not to train.best_checkpoints
+        box.stage_checkpoints = checkpoints
     return _Run(box, student, teacher, metric, eval_forward, train_cfg,
-                [stage.config['num_epochs'] for stage in stages], _stage_checkpoints(box, output_dir, metric),
-                device, device_ids)
+                [stage.config['num_epochs'] for stage in stages], checkpoints, device, device_ids)
 
 
-def _train_epoch(run: _Run, epoch: int, stage_number: int, seed: int,
-                 show_progress: bool) -> Tuple[dict, int, float]:
-    """One epoch: train, validate, and let the best-checkpoint keeper see the validation value.
-
-    Returns the epoch's history entry, its training samples and seconds.
-    """
+def _train_epoch(run: _Run, epoch: int, stage_number: int, seed: int, show_progress: bool) -> None:
+    """One epoch: train, validate, let the best-checkpoint keeper see the validation value, record the epoch."""
     box = run.box
     dist_util.prepare_epoch(box, run.train_config, seed, run.device_ids)  # (re-)wrap in DDP, sampler as configured
     box.pre_epoch_process(epoch=epoch)
@@ -203,26 +193,20 @@ def _train_epoch(run: _Run, epoch: int, stage_number: int, seed: int,
         last = epoch + 1 == box.num_epochs
         run.checkpoints.epoch_done(_unwrap(run.student), 1, epoch, val[run.metric.primary], stage_ends=last,
                                    run_ends=last)
+    run.history.append({'epoch': epoch, 'stage': stage_number, 'train_loss': train_loss, 'val': val,
+                        'schedule': schedule, 'lr': lr})
+    run.train_samples, run.train_seconds = run.train_samples + samples, run.train_seconds + seconds
     logger.info('Epoch %d stage %d: train loss %.5f, val %s%s', epoch, stage_number, train_loss,
                 {k: round(v, 4) for k, v in val.items()}, ' (best)' if run.checkpoints.improved else '')
-    return {'epoch': epoch, 'stage': stage_number, 'train_loss': train_loss, 'val': val, 'schedule': schedule,
-            'lr': lr}, samples, seconds
 
 
-def _train_stages(run: _Run, seed: int, show_progress: bool) -> Tuple[List[dict], int, float]:
-    """Step 2: every stage, epoch by epoch (Algorithm 1); each stage ends on its best checkpoint.
-
-    Returns the per-epoch history, and the training samples and seconds over the run.
-    """
-    history, train_samples, train_seconds = [], 0, 0.0
+def _train_stages(run: _Run, seed: int, show_progress: bool) -> None:
+    """Step 2: every stage, epoch by epoch (Algorithm 1); each stage ends on its best checkpoint."""
     for stage_number, num_epochs in enumerate(run.stage_epochs, 1):
         if stage_number > 1:  # the box set this stage up at the end of the last one
             release_idle_teacher(run.box)  # e.g. Annealing-KD's Stage II: no teacher forward, teacher off the GPU
         for _ in range(num_epochs):
-            entry, samples, seconds = _train_epoch(run, len(history), stage_number, seed, show_progress)
-            history.append(entry)
-            train_samples, train_seconds = train_samples + samples, train_seconds + seconds
-    return history, train_samples, train_seconds
+            _train_epoch(run, len(run.history), stage_number, seed, show_progress)
 
 
 def _test(run: _Run, config: dict, distributed: bool) -> Tuple[Dict[str, float], Dict[str, Dict[str, float]]]:
@@ -235,22 +219,21 @@ def _test(run: _Run, config: dict, distributed: bool) -> Tuple[Dict[str, float],
     return test, extra_tests
 
 
-def _result(run: _Run, seed: int, world_size: int, history: List[dict], throughput: Tuple[int, float, float],
-            tests: Tuple[dict, dict]) -> dict:
-    """Step 4: the result written to ``result.json``; ``throughput``: (training samples, training seconds, wall
-    seconds of the training loop)."""
-    (train_samples, train_seconds, wall_time), (test, extra_tests) = throughput, tests
+def _result(run: _Run, seed: int, world_size: int, wall_time: float, tests: Tuple[dict, dict]) -> dict:
+    """Step 4: the result written to ``result.json`` (``wall_time``: seconds of the training loop)."""
+    test, extra_tests = tests
     return {
         'metric': run.metric.primary, 'higher_is_better': run.metric.higher_is_better, 'seed': seed,
         'best_val': run.checkpoints.results[-1]['best_val'], 'test': test, 'extra_tests': extra_tests,
-        'stages': run.checkpoints.results, 'history': history, 'epochs': run.box.num_epochs,
+        'stages': run.checkpoints.results, 'history': run.history, 'epochs': run.box.num_epochs,
         'world_size': world_size, 'wall_time_s': wall_time,
-        'train_samples_per_s': train_samples / train_seconds if train_seconds > 0 else None,
+        'train_samples_per_s': run.train_samples / run.train_seconds if run.train_seconds > 0 else None,
         'peak_memory_mb': _peak_memory_mb(run.device),
         'student_params': sum(p.numel() for p in _unwrap(run.student).parameters()),
         'teacher_params': None if run.teacher is None else sum(p.numel() for p in run.teacher.parameters()),
         # dead ReLU units of the reported checkpoint on the training split; training-loss blow-ups per stage
-        'diagnostics': training_diagnostics(_unwrap(run.student), run.box.train_data_loader, run.device, history),
+        'diagnostics': training_diagnostics(_unwrap(run.student), run.box.train_data_loader, run.device,
+                                            run.history),
     }
 
 
@@ -271,9 +254,9 @@ def train_and_test(config: dict, device: str = 'cpu', seed: int = 0, output_dir:
         torch.use_deterministic_algorithms(True, warn_only=True)
     run = _build(config, stages, device, device_ids, distributed, teacher_ckpt, output_dir)
     start = time.perf_counter()
-    history, train_samples, train_seconds = _train_stages(run, seed, show_progress)
-    throughput = (train_samples, train_seconds, time.perf_counter() - start)
-    result = _result(run, seed, world_size, history, throughput, _test(run, config, distributed))
+    _train_stages(run, seed, show_progress)
+    wall_time = time.perf_counter() - start
+    result = _result(run, seed, world_size, wall_time, _test(run, config, distributed))
     if dist_util.is_main_process():  # student_best.pt: written by the stage checkpoints when the last stage ended
         atomic_write_json(os.path.join(output_dir, 'result.json'), result)
     logger.info('Test %s', {k: round(v, 4) for k, v in result['test'].items()})

@@ -29,11 +29,6 @@ class OutputSpec:
         return sum(int(np.prod(shape, dtype=np.int64)) * torch.empty((), dtype=dtype).element_size()
                    for _, shape, dtype in self.fields)
 
-    def matches(self, tensors):
-        return len(tensors) == len(self.fields) and all(
-            name == f_name and tuple(t.shape[1:]) == shape and t.dtype == dtype
-            for (name, t), (f_name, shape, dtype) in zip(tensors, self.fields))
-
     def describe(self):
         return [[name, list(shape), str(dtype).replace('torch.', '')] for name, shape, dtype in self.fields]
 
