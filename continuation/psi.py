@@ -19,7 +19,7 @@ Arithmetic is exact (``fractions.Fraction``), so the published values come out e
 from fractions import Fraction
 from typing import Optional, Union
 
-from .checks import check_bool, check_fields, check_integer, check_number
+from .checks import check_bool, check_fields, check_integer, check_number, is_number
 
 __all__ = ['PsiSchedule', 'PSI_EQ7', 'PSI_EQ8', 'psi_step', 'parse_fraction']
 
@@ -35,7 +35,7 @@ def psi_step(switch_epoch: int) -> dict:
 
 def parse_fraction(value: Union[int, float, str], field: str) -> Fraction:
     """An exact ``Fraction`` from a number or a string such as '4/3' or '0.75'; the error names ``field``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+    if not is_number(value) and not isinstance(value, str):
         raise ValueError(f"{field} must be a number or a fraction string such as '4/3', got {value!r}")
     try:
         fraction = Fraction(value)

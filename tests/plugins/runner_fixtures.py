@@ -1,6 +1,8 @@
-"""Tiny generated data and a two-stage YAML template for the runner tests."""
+"""Tiny generated data, a two-stage YAML template and its teacher checkpoint for the runner tests."""
 import torch
 from torch.utils.data import TensorDataset
+
+from plugins.models.mlp import mlp
 
 SPLIT_SIZES = {'train': 96, 'val': 45, 'test': 45}
 
@@ -98,3 +100,18 @@ CONTINUATION_CRITERION = '''criterion:
                        noise_mitigation: {threshold: 0.3, mode: 'mask'}}
             weight: 1.0
   stage2:'''
+
+
+def save_teacher(tmp_path) -> str:
+    """A checkpoint of the templates' teacher (MLP 8-32-3, seed 0) in ``tmp_path``; its path."""
+    torch.manual_seed(0)
+    path = tmp_path / 'teacher.pt'
+    torch.save({'model': mlp(8, [32], 3).state_dict()}, path)
+    return str(path)
+
+
+def write_config(tmp_path, teacher_ckpt, text=TWO_STAGE) -> str:
+    """``text`` (a template) with its teacher checkpoint set, written to ``tmp_path/config.yaml``; its path."""
+    path = tmp_path / 'config.yaml'
+    path.write_text(text.replace('TEACHER_CKPT', repr(teacher_ckpt)))
+    return str(path)

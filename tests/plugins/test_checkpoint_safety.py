@@ -11,7 +11,7 @@ from plugins.atomic_files import atomic_write_bytes
 from plugins.checkpoint import load_checkpoint, load_model_weights, verify_checkpoint
 from plugins.errors import CheckpointError, OutputWriteError
 from plugins.models.mlp import mlp
-from runner_fixtures import TWO_STAGE
+from runner_fixtures import write_config
 
 
 class Payload:
@@ -22,20 +22,6 @@ class Payload:
 
     def __reduce__(self):
         return os.mkdir, (self.path,)
-
-
-@pytest.fixture
-def teacher_ckpt(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / 'teacher.pt'
-    torch.save({'model': mlp(8, [32], 3).state_dict()}, path)
-    return str(path)
-
-
-def write_config(tmp_path, ckpt, text=TWO_STAGE):
-    path = tmp_path / 'config.yaml'
-    path.write_text(text.replace('TEACHER_CKPT', repr(ckpt)))
-    return str(path)
 
 
 def bad_checkpoints(tmp_path, good):

@@ -8,19 +8,10 @@ import torch
 import plugins.runner as runner
 from plugins.config_checks import parse_value
 from plugins.errors import ConfigError
-from plugins.models.mlp import mlp
-from runner_fixtures import TWO_STAGE
+from runner_fixtures import TWO_STAGE, write_config
 
 DIGITS_KD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          'yaml_configs', 'digits', 'kd', 'mlp4_from_mlp256.yaml')
-
-
-@pytest.fixture
-def teacher_ckpt(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / 'teacher.pt'
-    torch.save({'model': mlp(8, [32], 3).state_dict()}, path)
-    return str(path)
 
 
 @pytest.fixture
@@ -94,44 +85,38 @@ def test_an_unknown_data_set_split_lists_the_accepted_splits(tmp_path):
                                 f"['train', 'val', 'test'], got 'valid'")
 
 
-def _config(tmp_path, teacher_ckpt):
-    path = tmp_path / 'config.yaml'
-    path.write_text(TWO_STAGE.replace('TEACHER_CKPT', repr(teacher_ckpt)))
-    return str(path)
-
-
 @pytest.mark.parametrize('seed', [-1, 2 ** 32, 1.5])
 def test_seeds_outside_what_the_generators_accept_are_named(tmp_path, teacher_ckpt, no_training, seed):
     with pytest.raises(ConfigError, match=rf'--seed must be an integer in \[0, 4294967295\], got {seed}'):
-        runner.run_config(_config(tmp_path, teacher_ckpt), seed=seed, output_dir=str(tmp_path / 'run'))
+        runner.run_config(write_config(tmp_path, teacher_ckpt), seed=seed, output_dir=str(tmp_path / 'run'))
     assert not os.path.exists(tmp_path / 'run')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='this machine has a GPU')
 def test_cuda_without_a_gpu_is_named(tmp_path, teacher_ckpt, no_training):
     with pytest.raises(ConfigError, match=r'--device cuda: no CUDA GPU is available on this machine'):
-        runner.run_config(_config(tmp_path, teacher_ckpt), device='cuda', output_dir=str(tmp_path / 'run'))
+        runner.run_config(write_config(tmp_path, teacher_ckpt), device='cuda', output_dir=str(tmp_path / 'run'))
     with pytest.raises(ConfigError, match=r"--device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'"):
-        runner.run_config(_config(tmp_path, teacher_ckpt), device='gpu', output_dir=str(tmp_path / 'run'))
+        runner.run_config(write_config(tmp_path, teacher_ckpt), device='gpu', output_dir=str(tmp_path / 'run'))
 
 
 def test_output_paths_that_are_files_are_named(tmp_path, teacher_ckpt, no_training):
     blocker = tmp_path / 'a_file'
     blocker.write_text('keep me')
     with pytest.raises(ConfigError, match=rf"--output-dir: '{blocker}' is a file, not a directory"):
-        runner.run_config(_config(tmp_path, teacher_ckpt), output_dir=str(blocker))
+        runner.run_config(write_config(tmp_path, teacher_ckpt), output_dir=str(blocker))
     with pytest.raises(ConfigError, match=rf"--output-dir: '{blocker}/run' cannot be created: '{blocker}' is a file"):
-        runner.run_config(_config(tmp_path, teacher_ckpt), output_dir=str(blocker / 'run'))
+        runner.run_config(write_config(tmp_path, teacher_ckpt), output_dir=str(blocker / 'run'))
     with pytest.raises(ConfigError, match=rf"teacher_cache.cache_dir: '{blocker}' is a file, not a directory"):
-        runner.run_config(_config(tmp_path, teacher_ckpt), output_dir=str(tmp_path / 'run'),
+        runner.run_config(write_config(tmp_path, teacher_ckpt), output_dir=str(tmp_path / 'run'),
                           overrides={'teacher_cache.mode': 'disk', 'teacher_cache.cache_dir': str(blocker)})
     with pytest.raises(ConfigError, match=r"--log-file: '.*' is a directory"):
-        runner.run_config(_config(tmp_path, teacher_ckpt), output_dir=str(tmp_path / 'run'), log_file=str(tmp_path))
+        runner.run_config(write_config(tmp_path, teacher_ckpt), output_dir=str(tmp_path / 'run'), log_file=str(tmp_path))
     assert blocker.read_text() == 'keep me'
 
 
 def test_cli_errors_are_one_line_without_a_traceback(tmp_path, teacher_ckpt):
-    config = _config(tmp_path, teacher_ckpt)
+    config = write_config(tmp_path, teacher_ckpt)
     for argv, message in ((['--seed', '-1'], 'config error: --seed must be an integer in [0, 4294967295], got -1'),
                           (['--seed', '4294967296'], 'config error: --seed must be an integer in [0, 4294967295]'),
                           (['--output-dir', teacher_ckpt], f"config error: --output-dir: '{teacher_ckpt}' is a file")):
@@ -151,7 +136,7 @@ def test_set_values_are_parsed_as_a_user_means_them():
 
 
 def test_set_lr_1e_minus_3_trains_with_that_float(tmp_path, teacher_ckpt, capsys):
-    runner.main(['--config', _config(tmp_path, teacher_ckpt), '--output-dir', str(tmp_path / 'run'),
+    runner.main(['--config', write_config(tmp_path, teacher_ckpt), '--output-dir', str(tmp_path / 'run'),
                  '--set', 'train.stage1.optimizer.kwargs.lr=1e-3', '--set', 'train.stage2.num_epochs=1'])
     history = json.loads((tmp_path / 'run' / 'result.json').read_text())['history']
     assert [entry['lr'] for entry in history if entry['stage'] == 1] == [0.001] * 4

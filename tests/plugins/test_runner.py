@@ -4,26 +4,11 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import plugins.runner as runner
 from plugins.config_checks import ConfigError
 from plugins.models.mlp import mlp
-from runner_fixtures import CONTINUATION_CRITERION, TWO_STAGE
-
-
-@pytest.fixture
-def teacher_ckpt(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / 'teacher.pt'
-    torch.save({'model': mlp(8, [32], 3).state_dict()}, path)
-    return str(path)
-
-
-def write_config(tmp_path, teacher_ckpt, text=TWO_STAGE):
-    path = tmp_path / 'config.yaml'
-    path.write_text(text.replace('TEACHER_CKPT', repr(teacher_ckpt)))
-    return str(path)
+from runner_fixtures import CONTINUATION_CRITERION, TWO_STAGE, write_config
 
 
 def test_stage_two_starts_from_the_best_stage_one_checkpoint(tmp_path, teacher_ckpt, monkeypatch):
