@@ -7,7 +7,7 @@ from torchdistill.losses.registry import get_mid_level_loss
 from torchdistill.losses.mid_level import KDLoss
 
 import plugins  # noqa: F401
-from continuation import DEFAULT_MARGIN, PSI_EQ7, PSI_EQ8, psi_step
+from continuation import DEFAULT_MARGIN, PSI_EQ7, PSI_EQ8, LabelWeightContinuation, psi_step
 from plugins import AnnealedTeacherLossWrapper, AnnealingKDLoss, ContinuationKDLoss
 
 PATHS = dict(student_module_path='.', student_module_io='output', teacher_module_path='.', teacher_module_io='output')
@@ -215,3 +215,10 @@ def test_bad_continuation_kwargs_are_named():
         hinge_loss(max_temperature=40, psi=PSI_EQ8).check_stage(30, field='train.num_epochs')
     with pytest.raises(ValueError, match='is longer than the stage: with train.num_epochs=3'):
         hinge_loss(max_temperature=2).check_stage(3, field='train.num_epochs')
+
+
+def test_the_former_objective_name_target_builds_label_weight_with_its_lambda_schedule():
+    loss = ContinuationKDLoss(**PATHS, objective='target', temperature=4.0, alpha=0.5, schedule={'shape': 'cosine'})
+    assert loss.objective_name == 'label_weight' and type(loss.objective) is LabelWeightContinuation
+    assert loss.schedule.shape == 'cosine' and loss.per_iteration is False
+    assert loss.set_progress(0, 10)['alpha'] == 0.0 and loss.set_progress(9, 10)['alpha'] == 0.5
