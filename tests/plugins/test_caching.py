@@ -389,6 +389,17 @@ def test_bad_teacher_cache_sections_are_named(section, message):
     assert message in str(error.value)
 
 
+@pytest.mark.parametrize('kwargs, message', [
+    ({'mode': 'off'}, "mode must be one of ['auto', 'memory', 'disk'], got 'off'"),  # 'off': no wrapper at all
+    ({'max_memory_mb': True}, 'max_memory_mb must be a number >= 0, got True'),
+    ({'cache_dir': 3}, 'cache_dir must be a directory path or null, got 3'),
+])
+def test_bad_wrapper_kwargs_are_named_as_the_section_is(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        CachedTeacherWrapper(nn.Linear(2, 2), **kwargs)
+    assert str(error.value) == message
+
+
 def test_yaml_booleans_and_defaults():
     assert teacher_cache_settings(None) == {'mode': 'off', 'cache_dir': None, 'max_memory_mb': 1024}
     assert teacher_cache_settings({'mode': False})['mode'] == 'off'
