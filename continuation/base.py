@@ -11,6 +11,7 @@ A new objective is one class with one decorator::
 """
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
+import torch
 from torch import nn
 
 from .schedules import ContinuationSchedule, schedule_from_spec
@@ -59,7 +60,8 @@ class ContinuationObjective(nn.Module):
         """Current schedule-dependent quantities, for logs."""
         return {'lambda': self.lam}
 
-    def forward(self, student_logits, teacher_logits, targets=None):
+    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                targets: Optional[torch.Tensor] = None) -> torch.Tensor:
         raise NotImplementedError
 
 

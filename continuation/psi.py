@@ -97,11 +97,11 @@ class PsiSchedule:
         """False for a fixed psi (Table 7's "psi not dynamic")."""
         return self.value is None
 
-    def ramp_length(self, num_epochs: int):
+    def ramp_length(self, num_epochs: int) -> Optional[Fraction]:
         """d in epochs for a stage of ``num_epochs`` (None: no ramp)."""
         return self.ramp * num_epochs if self.ramp is not None else self.ramp_epochs
 
-    def switch_epoch(self, num_epochs: int):
+    def switch_epoch(self, num_epochs: int) -> Optional[Fraction]:
         """s in epochs for a stage of ``num_epochs`` (None: no switch)."""
         return self.switch * num_epochs if self.switch is not None else self.switch_epochs
 

@@ -8,7 +8,7 @@ import copy
 import difflib
 import inspect
 import os
-from typing import List, NamedTuple, Optional
+from typing import Any, List, NamedTuple, Optional
 
 import torch
 from torchdistill.losses.registry import get_high_level_loss
@@ -251,7 +251,7 @@ def check_directory(path: str, field: str) -> None:
         raise ConfigError(f'{field}: {existing!r} is not writable')
 
 
-def parse_value(text: str):
+def parse_value(text: str) -> Any:
     """A command-line value as a user means it: ``1e-3`` and ``5`` are numbers, ``true`` / ``null`` / ``[1, 2]``
     YAML, anything else text (YAML 1.1 alone reads ``1e-3`` as a string)."""
     import yaml

@@ -31,7 +31,9 @@ Its settings sit in the train section, which torchdistill passes to the box whol
       stage2: {post_epoch_process: 'keep_best_stage_checkpoints', ...}
 """
 import os
+from typing import Callable, Optional
 
+import torch
 from torchdistill.common.constant import def_logger
 from torchdistill.common.module_util import check_if_wrapped
 from torchdistill.core.interfaces.post_epoch_proc import default_post_epoch_process_with_teacher, \
@@ -81,7 +83,7 @@ def report_validation(box, epoch: int, value: float) -> None:
     box.epoch_validation = (int(epoch), float(value))
 
 
-def box_student(box):
+def box_student(box) -> torch.nn.Module:
     """The box's student, unwrapped (the module whose ``state_dict`` drivers save and reload)."""
     model = box.org_student_model if hasattr(box, 'org_student_model') else box.org_model
     return model.module if check_if_wrapped(model) else model
@@ -108,7 +110,7 @@ def _validation_value(box, checkpoints, epoch):
     return result[checkpoints.metric.primary]
 
 
-def keeps_best_stage_checkpoints(func):
+def keeps_best_stage_checkpoints(func: Callable) -> Callable:
     """Marks a post-epoch process that runs ``keep_best_stage_checkpoints`` (a config check looks for the mark)."""
     func.keeps_best_stage_checkpoints = True
     return func
@@ -116,7 +118,7 @@ def keeps_best_stage_checkpoints(func):
 
 @register_new_post_epoch_proc_func
 @keeps_best_stage_checkpoints
-def keep_best_stage_checkpoints(self, metrics=None, **kwargs):
+def keep_best_stage_checkpoints(self, metrics: Optional[dict] = None, **kwargs) -> None:
     """torchdistill's default post-epoch process, then Algorithm 1's checkpoints (see the module docstring).
 
     For multi-stage boxes (``train.stage1``, ``train.stage2``, ...); name it in every stage.

@@ -6,7 +6,7 @@ as ``module:qualname`` and a later run recognises it only among the types alread
 import collections
 import sys
 from collections.abc import Mapping
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -22,7 +22,7 @@ def flatten_output(output) -> Optional[List[Tuple[str, torch.Tensor]]]:
     return None
 
 
-def rebuild_output(output_type: type, names: Sequence[str], tensors: Sequence[torch.Tensor]):
+def rebuild_output(output_type: type, names: Sequence[str], tensors: Sequence[torch.Tensor]) -> Any:
     """The output of ``output_type`` that :func:`flatten_output` turned into ``names`` and ``tensors``."""
     if output_type is torch.Tensor:
         return tensors[0]

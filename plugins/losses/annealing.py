@@ -1,4 +1,7 @@
 """Annealing-KD (Jafari et al., EACL 2021) as torchdistill losses."""
+from typing import Optional
+
+import torch
 from torch import nn
 
 from continuation import ContinuationSchedule, LogitAnnealing
@@ -59,11 +62,12 @@ class AnnealingKDLoss(ScheduledLoss):
         """The current multiplier Phi(T) of the teacher's logits."""
         return self.objective.phi
 
-    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+    def compute_loss(self, student_io_dict: dict, teacher_io_dict: dict, targets: Optional[torch.Tensor] = None,
+                     *args, **kwargs) -> torch.Tensor:
         return self.objective(logits_of(student_io_dict[self.student_module_path][self.student_module_io]),
                               logits_of(teacher_io_dict[self.teacher_module_path][self.teacher_module_io]))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f'max_temperature={self.objective.max_temperature}, annealing={self.objective.annealing!r}, ' \
                f'reduction={self.objective.reduction!r}, distance={self.objective.distance!r}'
 
@@ -94,7 +98,8 @@ class AnnealedTeacherLossWrapper(ScheduledLoss):
         self.teacher_module_path = teacher_module_path
         self.teacher_module_io = teacher_module_io
 
-    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+    def compute_loss(self, student_io_dict: dict, teacher_io_dict: dict, targets: Optional[torch.Tensor] = None,
+                     *args, **kwargs) -> torch.Tensor:
         annealed_io_dict = dict(teacher_io_dict)
         annealed_io_dict[self.teacher_module_path] = dict(teacher_io_dict[self.teacher_module_path])
         annealed_io_dict[self.teacher_module_path][self.teacher_module_io] = \

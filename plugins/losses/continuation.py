@@ -1,6 +1,8 @@
 """Continuation-KD (Jafari et al., EMNLP 2022 Findings) and our continuation variants as one torchdistill loss."""
 from typing import Optional
 
+import torch
+
 from continuation import build_objective, objective_name
 
 from ..registry import register_new_mid_level_loss
@@ -57,7 +59,8 @@ class ContinuationKDLoss(ScheduledLoss):
         self.teacher_module_path = teacher_module_path
         self.teacher_module_io = teacher_module_io
 
-    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+    def compute_loss(self, student_io_dict: dict, teacher_io_dict: dict, targets: Optional[torch.Tensor] = None,
+                     *args, **kwargs) -> torch.Tensor:
         student_output = student_io_dict[self.student_module_path][self.student_module_io]
         teacher_logits = logits_of(teacher_io_dict[self.teacher_module_path][self.teacher_module_io])
         if targets is None and self.objective.accepts_label_loss:
@@ -65,7 +68,7 @@ class ContinuationKDLoss(ScheduledLoss):
                                   label_loss=own_loss_of(student_output))
         return self.objective(logits_of(student_output), teacher_logits, targets)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         if self.schedule is None:
             return f'objective={self.objective_name!r}, per_iteration={self.per_iteration}'
         return f'objective={self.objective_name!r}, schedule={self.schedule!r}, per_iteration={self.per_iteration}'

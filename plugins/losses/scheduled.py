@@ -1,6 +1,7 @@
 """The schedule adapter shared by every torchdistill loss whose objective depends on the training position."""
 from typing import List, Optional
 
+import torch
 from torch import nn
 
 from continuation import ContinuationObjective, ContinuationSchedule
@@ -87,10 +88,12 @@ class ScheduledLoss(nn.Module):
             self._iteration += 1
             self._update()
 
-    def compute_loss(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+    def compute_loss(self, student_io_dict: dict, teacher_io_dict: dict, targets: Optional[torch.Tensor] = None,
+                     *args, **kwargs) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, student_io_dict, teacher_io_dict, targets=None, *args, **kwargs):
+    def forward(self, student_io_dict: dict, teacher_io_dict: dict, targets: Optional[torch.Tensor] = None, *args,
+                **kwargs) -> torch.Tensor:
         if self.training and not self._positioned:
             raise RuntimeError(UNPOSITIONED_MESSAGE.format(name=type(self).__name__))
         loss = self.compute_loss(student_io_dict, teacher_io_dict, targets, *args, **kwargs)
