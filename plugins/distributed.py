@@ -13,7 +13,7 @@ Outside torchrun (no ``RANK`` / ``WORLD_SIZE`` in the environment) every helper 
 import datetime
 import logging
 import os
-from typing import Optional
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -33,7 +33,8 @@ __all__ = ['TIMEOUT_ENV', 'init_distributed', 'is_distributed', 'get_rank', 'get
 TIMEOUT_ENV = 'PLUGINS_DIST_TIMEOUT_S'
 
 
-def init_distributed(device, timeout_s=None):
+def init_distributed(device: torch.device, timeout_s: Optional[float] = None) \
+        -> Tuple[bool, int, Optional[List[int]], torch.device]:
     """Initialises the process group when launched by torchrun (RANK / WORLD_SIZE / LOCAL_RANK set).
 
     Returns ``(distributed, world_size, device_ids, device)``; on CUDA each rank gets ``cuda:LOCAL_RANK``.
@@ -62,23 +63,23 @@ def init_distributed(device, timeout_s=None):
     return True, dist.get_world_size(), device_ids, device
 
 
-def is_distributed():
+def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def get_rank():
+def get_rank() -> int:
     return dist.get_rank() if is_distributed() else 0
 
 
-def get_world_size():
+def get_world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
-def is_main_process():
+def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def barrier():
+def barrier() -> None:
     if is_distributed():
         dist.barrier()
 
@@ -88,7 +89,7 @@ def _is_wrapped(model):
     return check_if_wrapped(model)
 
 
-def wrap_student(box, device_ids=None):
+def wrap_student(box, device_ids: Optional[List[int]] = None) -> None:
     """Wraps the box's student in DistributedDataParallel unless it is wrapped already.
 
     Call it every epoch: a stage switch rebuilds ``box.student_model`` from the unwrapped model. The forward
@@ -103,7 +104,7 @@ def wrap_student(box, device_ids=None):
     setattr(box, attribute, DistributedDataParallel(model, device_ids=device_ids if on_cuda else None))
 
 
-def align_train_sampler(data_loader, loader_config, seed):
+def align_train_sampler(data_loader: DataLoader, loader_config: Optional[dict], seed: int) -> None:
     """Makes torchdistill's ``DistributedSampler`` follow the config instead of its own defaults.
 
     A config's ``SequentialSampler`` means no shuffling (DistributedSampler would shuffle), and a shuffling
@@ -127,7 +128,7 @@ def train_loader_config(train_config: dict, stage_number: int = 1) -> Optional[d
     return loader_in_force(train_config, stage_number)
 
 
-def prepare_epoch(box, train_config, seed, device_ids=None):
+def prepare_epoch(box, train_config: dict, seed: int, device_ids: Optional[List[int]] = None) -> None:
     """Per-epoch distributed set-up (no-op outside torchrun): DDP-wraps the student, aligns the sampler."""
     if not is_distributed():
         return
@@ -136,7 +137,7 @@ def prepare_epoch(box, train_config, seed, device_ids=None):
     align_train_sampler(box.train_data_loader, loader_config, seed)
 
 
-def sum_across_ranks(*values):
+def sum_across_ranks(*values: float) -> Tuple[float, ...]:
     """The sums over all ranks of the float ``values`` (the values themselves outside torchrun)."""
     if not is_distributed():
         return values
@@ -147,7 +148,7 @@ def sum_across_ranks(*values):
 
 
 @torch.no_grad()
-def broadcast_module_state(module, src=0):
+def broadcast_module_state(module: torch.nn.Module, src: int = 0) -> None:
     """Copies rank ``src``'s parameters and buffers into every rank's ``module``."""
     if not is_distributed():
         return
@@ -155,7 +156,7 @@ def broadcast_module_state(module, src=0):
         dist.broadcast(tensor, src=src)
 
 
-def load_ckpt_on_all_ranks(ckpt_path, model):
+def load_ckpt_on_all_ranks(ckpt_path: str, model: torch.nn.Module) -> None:
     """Rank 0 loads a checkpoint it wrote into ``model`` and broadcasts it, so every rank resumes from it.
 
     Only rank 0 reads the file, so nodes need no shared file system (torchdistill's ``load_ckpt`` silently
@@ -174,7 +175,7 @@ def _distributed_sampler(data_loader):
     return sampler if isinstance(sampler, DistributedSampler) else None
 
 
-def unpadded_shard(data_loader):
+def unpadded_shard(data_loader: DataLoader) -> Tuple[DataLoader, Optional[List[int]]]:
     """``(loader, indices)``: this rank's samples ``rank, rank + W, ...`` of the loader's dataset, unpadded.
 
     ``DistributedSampler`` pads the last shard by repeating samples, which would count them twice in a
@@ -193,7 +194,7 @@ def unpadded_shard(data_loader):
     return loader, indices
 
 
-def gather_in_dataset_order(indices, *batch_lists):
+def gather_in_dataset_order(indices: Sequence[int], *batch_lists: List[torch.Tensor]) -> List[torch.Tensor]:
     """Gathers every rank's per-batch tensors and returns them concatenated in dataset-index order.
 
     ``indices`` are the dataset indices of this rank's samples, in the order of its concatenated batches
@@ -212,6 +213,6 @@ def gather_in_dataset_order(indices, *batch_lists):
     return results
 
 
-def cleanup():
+def cleanup() -> None:
     if is_distributed():
         dist.destroy_process_group()
