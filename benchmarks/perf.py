@@ -82,12 +82,7 @@ STAGE_EPOCHS = 10  # >= max_temperature, so the Annealing-KD schedule is valid
 
 def build_models(num_classes, device):
     """ResNet-110 teacher (torchdistill) and ResNet-8 student (``plugins.models.cifar``, registered as 'resnet8')."""
-    teacher = get_model('resnet110', num_classes=num_classes)
-    try:
-        student = get_model('resnet8', num_classes=num_classes)
-    except ValueError:  # older checkout without plugins/models/cifar.py: torchdistill's builder at depth 8
-        from torchdistill.models.classification.resnet import resnet
-        student = resnet(8, num_classes, False, False)
+    teacher, student = get_model('resnet110', num_classes=num_classes), get_model('resnet8', num_classes=num_classes)
     return teacher.to(device).eval(), student.to(device)
 
 
