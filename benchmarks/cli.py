@@ -19,7 +19,7 @@ from .suites import DEFAULT_SUITE, SuiteError, build_suite, suite_names
 __all__ = ['build_parser', 'parse_options', 'parse_seeds', 'main']
 
 
-def build_parser(doc=None):
+def build_parser(doc: str = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python benchmarks/run.py', description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--suite', default=DEFAULT_SUITE,
@@ -60,7 +60,7 @@ def build_parser(doc=None):
     return parser
 
 
-def parse_options(args):
+def parse_options(args: argparse.Namespace) -> dict:
     """The suite options: --task, --data-root, --download (when given) and every --option KEY=VALUE."""
     options = {}
     if args.task is not None:
@@ -77,7 +77,7 @@ def parse_options(args):
     return options
 
 
-def parse_seeds(values):
+def parse_seeds(values: list) -> list:
     if values is None:
         return None
     seeds = []
@@ -159,7 +159,7 @@ def _run(parser, suite, output_dir, options):
         dist_util.cleanup()
 
 
-def main(argv=None, doc=None, repo_root=None, command=None):
+def main(argv: list = None, doc: str = None, repo_root: str = None, command: str = None) -> int:
     parser = build_parser(doc)
     args = parser.parse_args(argv)
     _check_numbers(parser, args)

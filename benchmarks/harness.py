@@ -276,7 +276,7 @@ def plan_suite(suite, output_dir: str, options: HarnessOptions = None, warn: Cal
     return jobs
 
 
-def clean_stale_files(output_dir):
+def clean_stale_files(output_dir: str) -> list:
     """Removes the temporary files of writes that a killed run never renamed into place; returns them."""
     import glob
     stale = glob.glob(os.path.join(output_dir, '**', '.*.tmp'), recursive=True)
@@ -323,7 +323,7 @@ def _train(job, device, show_progress):
     return result
 
 
-def auto_workers(device, num_runs):
+def auto_workers(device: str, num_runs: int) -> int:
     """Worker processes when the user did not say: one per CPU core (at most 8) for CPU suites with at least
     ``AUTO_PARALLEL_MIN_RUNS`` runs to do, where the workers' start-up (a few seconds of imports each) pays off;
     otherwise 1 (CUDA runs, short smoke runs). Results do not depend on it: every run is seeded on its own and
@@ -559,7 +559,7 @@ def current_records(suite, output_dir: str, options: HarnessOptions = None, incl
             and (include_failed or record_status(record) == 'ok')]
 
 
-def report_directory(output_dir, suite_name):
+def report_directory(output_dir: str, suite_name: str) -> str:
     """Where a suite's ``summary.md``, ``summary.csv`` and plots go: the top of ``output_dir`` for the first suite
     reported there (recorded in ``.report-suite``), ``output_dir/reports/<suite>`` for any other, so suites that
     share a directory never overwrite each other's summary."""

@@ -59,7 +59,7 @@ from plugins.config_checks import check_config  # noqa: E402
 from plugins.losses.scheduled import find_scheduled_losses  # noqa: E402
 
 from benchmarks.suites.digits import RECIPE  # noqa: E402
-from benchmarks.timing import CLOCKS, compare_table, merge_by_clock, paired_ratios, summary, synchronize, \
+from benchmarks.timing import CLOCKS, compare_table, merge_by_clock, paired_ratios, summary, \
     time_interleaved  # noqa: E402
 
 __all__ = ['run', 'main']
@@ -183,7 +183,7 @@ def _loss_cost_ratios(steps, losses):
         for name in ('AnnealingKDLoss', 'ContinuationKDLoss')} for clock in CLOCKS}
 
 
-def measure_steps(args, device, datasets):
+def measure_steps(args: argparse.Namespace, device: torch.device, datasets: dict) -> dict:
     """(a): step and loss-only times of each loss, and the Stage-II step with and without the teacher."""
     generator = torch.Generator().manual_seed(1)
     sample_batch = torch.randn(args.batch_size, 3, 32, 32, generator=generator).to(device)
@@ -244,7 +244,7 @@ def _fill_caches(boxes, device):
         teacher_calls
 
 
-def measure_epochs(args, device, datasets, cache_dir):
+def measure_epochs(args: argparse.Namespace, device: torch.device, datasets: dict, cache_dir: str) -> dict:
     """(b): one Stage-I epoch with the teacher on every step, with cached outputs, and student-only training."""
     boxes = _epoch_boxes(args, device, datasets, cache_dir)
     fill, teacher_calls = _fill_caches(boxes, device)
@@ -283,7 +283,7 @@ def _runner_variant(overhead, method, variant, epochs, directory, teacher_ckpt, 
     return call
 
 
-def measure_runner(args):
+def measure_runner(args: argparse.Namespace) -> dict:
     """(c): the digits student trained by the runner and by a plain PyTorch loop (``benchmarks.runner_overhead``),
     each method's three variants interleaved, one torch thread (as the harness runs them); then a cProfile
     breakdown of one KD runner run and the import time of a fresh interpreter."""
@@ -311,7 +311,7 @@ def measure_runner(args):
             'import_s': imports}
 
 
-def run(args):
+def run(args: argparse.Namespace) -> dict:
     """Runs the measurements of ``args.sections`` and returns the result dict (also written to ``args.output``)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -442,7 +442,7 @@ def _runner_table(section, lines):
                  f"worker): {section['import_s']:.1f} s wall")
 
 
-def format_table(result):
+def format_table(result: dict) -> str:
     """The measured figures as plain text: torch.utils.benchmark's tables of the times (the median of the wall
     clock and of the process CPU clock side by side), then the ratios against their targets."""
     settings, lines = result['settings'], []
@@ -457,7 +457,7 @@ def format_table(result):
     return '\n'.join(lines)
 
 
-def get_args(argv=None):
+def get_args(argv: list = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='small and fast (for tests; at most a minute)')
     parser.add_argument('--output', help='JSON output (default runs/perf/perf.json, or perf_quick.json)')
@@ -500,7 +500,7 @@ def get_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv: list = None) -> dict:
     result = run(get_args(argv))
     print(format_table(result))
     return result

@@ -86,15 +86,17 @@ def _data_panel(axis, x, target, teacher, mse):
 
 def _annealed_teacher_panel(axis, x, teacher, tau_max, phi):
     for temperature in range(tau_max, 0, -1):
+        shown = temperature in (tau_max, 1) or temperature % 3 == 0  # a legend entry for a few levels
         axis.plot(x, phi(temperature, tau_max) * teacher, color=plt.cm.viridis(temperature / tau_max),
-                  linewidth=1, label=f'T={temperature}' if temperature in (tau_max, 1) or temperature % 3 == 0 else None)
+                  linewidth=1, label=f'T={temperature}' if shown else None)
     axis.set_title(f'(b) annealed teacher Φ(T)·teacher, T = {tau_max} .. 1')
 
 
 def _snapshot_panels(axes, x, teacher, tau_max, phi, snapshots):
     for axis, temperature, letter in zip(axes, SNAPSHOT_TEMPERATURES, 'cde'):
         if temperature <= tau_max:
-            axis.plot(x, phi(temperature, tau_max) * teacher, color='C2', linestyle='--', label=f'target at T={temperature}')
+            axis.plot(x, phi(temperature, tau_max) * teacher, color='C2', linestyle='--',
+                      label=f'target at T={temperature}')
         if temperature in snapshots:
             axis.plot(x, snapshots[temperature], color='C3', label=f'student at T={temperature}')
         else:
@@ -110,7 +112,7 @@ def _final_students_panel(axis, x, target, students, mse):
     axis.set_title('(f) final students')
 
 
-def draw_figure(output_dir, records, configs, path=None):
+def draw_figure(output_dir: str, records: list, configs: dict, path: str = None) -> str:
     """Draws the figure for the first seed with teacher, KD and Annealing-KD runs; returns its path or None."""
     from plugins.datasets.sinusoid import sinusoid_function
     seed, runs = _first_complete_seed(records)

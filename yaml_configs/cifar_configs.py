@@ -233,15 +233,15 @@ def _kd_title(dataset, family, run):
 
 # ---- one builder per method folder: (dataset, family, run) -> YAML text ----
 
-def ce_config(dataset, family, run):
+def ce_config(dataset: str, family: str, run: str) -> str:
     role = RUNS[run].role
     title = f'{FAMILIES[family][role]} ({role}) on {dataset}, trained from scratch with cross-entropy.'
-    train = {'log_freq': 100, 'num_epochs': EPOCHS, **_loaders(dataset), 'model': {'forward_proc': 'forward_batch_only'},
-             **_optimization(), 'criterion': _ce_criterion()}
+    train = {'log_freq': 100, 'num_epochs': EPOCHS, **_loaders(dataset),
+             'model': {'forward_proc': 'forward_batch_only'}, **_optimization(), 'criterion': _ce_criterion()}
     return dump_config(_header(title, family, f'{EPOCHS} epochs'), _config(dataset, family, run, train))
 
 
-def kd_config(dataset, family, run):
+def kd_config(dataset: str, family: str, run: str) -> str:
     header = (_header(_kd_title(dataset, family, run), family, f'{EPOCHS} epochs') + _teacher_note(dataset, family, run)
               + KD_NOTE.format(temperature=KD_TEMPERATURE, kd_weight=1 - KD_ALPHA))
     train = {'log_freq': 100, 'num_epochs': EPOCHS, 'pre_epoch_process': _teacher_eval_hook(), **_loaders(dataset),
@@ -249,7 +249,7 @@ def kd_config(dataset, family, run):
     return dump_config(header, _config(dataset, family, run, train))
 
 
-def annealing_config(dataset, family, run='annealing_kd'):
+def annealing_config(dataset: str, family: str, run: str = 'annealing_kd') -> str:
     names = FAMILIES[family]
     title = (f'Annealing-KD (Algorithm 1) of {names["student"]} from {names["teacher"]} on {dataset}. Stage I matches '
              f'Phi(T) * teacher logits,\n# T = {MAX_TEMPERATURE}..1 in equal shares of the stage; Stage II is '
@@ -269,7 +269,7 @@ def annealing_config(dataset, family, run='annealing_kd'):
     return dump_config(header, _config(dataset, family, run, train))
 
 
-def continuation_config(dataset, family, run='continuation_kd'):
+def continuation_config(dataset: str, family: str, run: str = 'continuation_kd') -> str:
     names = FAMILIES[family]
     header = CKD_HEADER.format(
         student=names['student'], teacher=names['teacher'], dataset=dataset, epochs=CKD_EPOCHS,
@@ -287,13 +287,13 @@ BUILDERS = {'ce': ce_config, 'kd': kd_config, 'takd': kd_config, 'annealing_kd':
             'continuation_kd': continuation_config}
 
 
-def all_configs():
+def all_configs() -> dict:
     """{path relative to yaml_configs/: YAML text} for every CIFAR config."""
     return {cifar_config_path(dataset, family, run): BUILDERS[spec.method](dataset, family, run)
             for dataset in DATASETS for family in FAMILIES for run, spec in RUNS.items()}
 
 
-def main(argv=None):
+def main(argv: list = None) -> int:
     return sync_configs(all_configs(), HERE, 'cifar_configs.py', __doc__.split('\n\n')[0], argv)
 
 

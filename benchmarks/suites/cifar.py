@@ -82,7 +82,7 @@ def _description(dataset, family, quick):
             + ('. QUICK smoke run: not a result.' if quick else '.'))
 
 
-def build_cifar(dataset, options=None, quick=False):
+def build_cifar(dataset: str, options: dict = None, quick: bool = False) -> Suite:
     """The :class:`Suite` comparing scratch / KD / TAKD / Annealing-KD / Continuation-KD students on ``dataset``."""
     options = dict(options or {})
     _configure_data(options)
@@ -95,11 +95,11 @@ def build_cifar(dataset, options=None, quick=False):
                  default_seeds=(0, 1, 2), quick_overrides=dict(QUICK_OVERRIDES) if quick else {})
 
 
-def build_cifar10(options=None, quick=False):
+def build_cifar10(options: dict = None, quick: bool = False) -> Suite:
     """CIFAR-10 suite (``options``: family, data_root, download, ablations)."""
     return build_cifar('cifar10', options, quick)
 
 
-def build_cifar100(options=None, quick=False):
+def build_cifar100(options: dict = None, quick: bool = False) -> Suite:
     """CIFAR-100 suite (``options``: family, data_root, download, ablations)."""
     return build_cifar('cifar100', options, quick)

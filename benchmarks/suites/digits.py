@@ -127,7 +127,7 @@ def _description(epochs):
             f'Noisy teacher: logits permuted on {TEACHER_NOISE:.0%} of the training samples (fixed per seed).')
 
 
-def build_digits(options=None, quick=False):
+def build_digits(options: dict = None, quick: bool = False) -> Suite:
     """The default suite (10 seeds, both axes). ``--quick``: the six methods of the reference point, 2 seeds, 10
     student epochs, tau_max 5 (a smoke run, not a result). Option ``ablations`` (default false) adds Annealing-KD's
     tau_max and Stage-I loss ablations and Continuation-KD with m = 0 (clean and noisy teacher) at the main width.
@@ -217,7 +217,7 @@ def write_recipe_selection(output_dir, records, suite):
     return path
 
 
-def build_digits_tuning(options=None, quick=False):
+def build_digits_tuning(options: dict = None, quick: bool = False) -> Suite:
     """How the recipe and Continuation-KD's margin were chosen, on VALIDATION only, with seeds 100-104 (disjoint
     from the benchmark's 0-9).
 

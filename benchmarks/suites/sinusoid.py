@@ -22,7 +22,7 @@ def _draw(output_dir, records, suite):
     draw_figure(output_dir, records, SINUSOID_CONFIGS)
 
 
-def build_sinusoid(options=None, quick=False):
+def build_sinusoid(options: dict = None, quick: bool = False) -> Suite:
     """The toy-example suite (no options). ``--quick``: one seed, 20 epochs per run."""
     check_options('sinusoid', options or {}, ())
     methods = {
