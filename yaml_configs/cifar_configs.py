@@ -46,7 +46,6 @@ RUNS = {
     'annealing_kd': Run('annealing_kd', 'student', 'teacher'),
     'continuation_kd': Run('continuation_kd', 'student', 'teacher'),
 }
-STUDENT_METHODS = tuple(run for run, spec in RUNS.items() if spec.role == 'student')  # the suites' methods
 
 EPOCHS = 160
 KD_TEMPERATURE, KD_ALPHA = 5.0, 0.5

@@ -15,7 +15,7 @@ build their datasets while the YAML is read (``!import_call``).
 """
 import os
 
-from yaml_configs.cifar_configs import FAMILIES, RUNS, STUDENT_METHODS, config_file
+from yaml_configs.cifar_configs import FAMILIES, RUNS, config_file
 
 from .base import MethodSpec, Suite, check_options, parse_flag
 from .continuation import CONTINUATION_LOSS, continuation_methods, temperature_variant
@@ -58,10 +58,10 @@ QUICK_METHOD_OVERRIDES = {'annealing_kd': {
 
 
 def _methods(dataset, family, quick, ablations):
-    """Every student method of the generator's table; Continuation-KD with its ablations and our variant."""
-    methods = {method: MethodSpec(config_file(dataset, family, method), teacher_role=RUNS[method].teacher,
+    """Every student run of the generator's table, in its order; Continuation-KD with its ablations and our variant."""
+    methods = {method: MethodSpec(config_file(dataset, family, method), teacher_role=spec.teacher,
                                   overrides=dict(QUICK_METHOD_OVERRIDES.get(method, {})) if quick else {})
-               for method in STUDENT_METHODS if method != 'continuation_kd'}
+               for method, spec in RUNS.items() if spec.role == 'student' and method != 'continuation_kd'}
     methods.update(continuation_methods(  # our variant: the former continuation_kd config's loss (KD T 20 -> 5)
         config_file(dataset, family, 'continuation_kd'), QUICK_EPOCHS if quick else None, ablations,
         {CONTINUATION_LOSS: temperature_variant(5.0, 20.0)}))

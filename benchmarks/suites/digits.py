@@ -27,7 +27,6 @@ DIGITS_CONFIGS = config_table('yaml_configs/digits', {  # run: (method folder, m
     'teacher': ('ce', 'mlp_teacher', None), 'ta': ('kd', 'mlp64', 'mlp256'),
     'scratch': ('ce', 'mlp4', None), 'kd': ('kd', 'mlp4', 'mlp256'), 'takd': ('takd', 'mlp4', 'mlp64'),
     **{method: (method, 'mlp4', 'mlp256') for method in ('annealing_kd', 'continuation_kd', 'kd_noise_mitigation')}})
-STUDENT_METHODS = tuple(name for name in DIGITS_CONFIGS if name not in ('teacher', 'ta'))  # in the report's order
 # The student recipe every config carries (chosen on validation, digits_tuning): Adam, constant learning rate.
 RECIPE = {'optimizer': 'Adam', 'lr': 0.03, 'epochs': 50, 'batch_size': 64}
 WIDTHS, MAIN_WIDTH, TEACHER_NOISE, NUM_CLASSES = (2, 4, 8, 16), 4, 0.25, 10
@@ -89,7 +88,7 @@ def _name(family, width=MAIN_WIDTH, noise=0.0):
 
 def main_methods():
     """The reference point (main width, clean teacher) first, then the width axis, then the noisy teacher."""
-    methods = {name: _method(name) for name in STUDENT_METHODS}
+    methods = {name: _method(name) for name in DIGITS_CONFIGS if name not in ('teacher', 'ta')}  # the table's order
     methods['annealing_kd'] = replace(methods['annealing_kd'], sweeps=('tau_max', 'stage1_loss'))  # with ablations
     for width in WIDTHS:
         if width != MAIN_WIDTH:
