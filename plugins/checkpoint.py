@@ -105,8 +105,8 @@ def _load_pretrained_folder(path, what):
     ``pytorch_model.bin`` through :func:`load_checkpoint`."""
     names = [name for name in PRETRAINED_WEIGHT_FILES if os.path.isfile(os.path.join(path, name))]
     if not names:
-        raise CheckpointError(f'{what}: {path!r} is a folder without {" or ".join(PRETRAINED_WEIGHT_FILES)} (a '
-                              f'Hugging Face save_pretrained folder, unsharded, or a torch.save file is expected)')
+        raise CheckpointError(f'{what}: {path!r} is not a file, nor a Hugging Face save_pretrained folder (unsharded): '
+                              f'it has no {" or ".join(PRETRAINED_WEIGHT_FILES)}')
     weights = os.path.join(path, names[0])
     if names[0].endswith('.bin'):
         return load_checkpoint(weights, what)
