@@ -196,3 +196,10 @@ def test_schema_errors_name_the_field(roberta, edit, message):
 def test_other_configs_pass_unchanged():
     config = {'datasets': {}, 'models': {}, 'train': {}, 'test': {}}
     assert adapt_text_schema(config) is config
+
+
+def test_the_teacher_cache_is_refused_by_name_for_batches_without_supp_dict(rte_teacher, tmp_path):
+    path = config_file('rte/continuation_kd/distilroberta_base_from_roberta_large.yaml')
+    with pytest.raises(ConfigError, match='train.train_data_loader.requires_supp is false .*set teacher_cache.mode: off'):
+        run_config(path, output_dir=str(tmp_path / 'run'), teacher_ckpt=rte_teacher,
+                   overrides={'teacher_cache.mode': 'memory'}, show_progress=False)
