@@ -1,10 +1,11 @@
 """Which Hugging Face checkpoint, tokenizer and data each GLUE config uses, overridable without editing YAML.
 
-Resolution order for a model role (``teacher``, ``ta``, ``student``): an explicit ``name_or_path`` in the
-config (or ``--set models.<model>.kwargs.name_or_path=...``), then the environment variable
-``KD_GLUE_TEACHER`` / ``KD_GLUE_TA`` / ``KD_GLUE_STUDENT``, then the paper's model for the family
-(:data:`plugins.glue.families.FAMILIES`).
-A name is a Hugging Face hub id or a LOCAL directory written by ``save_pretrained`` (works offline).
+The configs call these functions while they load (``!import_call``), so the environment decides. Resolution
+order for a model role (``teacher``, ``ta``, ``student``): an explicit ``name_or_path``, then the environment
+variable ``KD_GLUE_TEACHER`` / ``KD_GLUE_TA`` / ``KD_GLUE_STUDENT``, then the paper's model for the family
+(:data:`plugins.glue.families.FAMILIES`). A name is a Hugging Face hub id or a LOCAL directory written by
+``save_pretrained`` (works offline). In a distillation config the teacher's weights come from its fine-tuned
+checkpoint folder (``src_ckpt``); the name here gives its architecture.
 
 The tokenizer is shared by the teacher and the student (both read the same batch): ``KD_GLUE_TOKENIZER``,
 else the student's checkpoint. Data: ``KD_GLUE_DATA`` is a folder of the official GLUE TSVs (``CoLA/``,
