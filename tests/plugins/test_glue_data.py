@@ -90,7 +90,8 @@ def test_train_and_val_are_a_fixed_stratified_partition_of_the_official_training
     assert (len(splits['train']), len(splits['val']), len(splits['test'])) == (30, 10, len(written['qnli']['dev.tsv']))
     assert splits['train'].column_names == ['question', 'sentence', 'label_name']
     names_ = HF_LABELS['qnli']
-    assert sorted(list(splits['train']['label_name']) + list(splits['val']['label_name'])) == sorted(names_[i] for i in labels)
+    held_out = list(splits['train']['label_name']) + list(splits['val']['label_name'])
+    assert sorted(held_out) == sorted(names_[i] for i in labels)
     assert list(splits['val']['question']) == [texts[0][i] for i in val]  # the held-out examples, in the split's order
     assert list(splits['test']['label_name']) == [names_[label] for _, label in written['qnli']['dev.tsv']]
     assert glue_dataset_dict('qnli', data_root=root, val_fraction=0.25) is not splits  # a new dict: the script renames

@@ -47,6 +47,7 @@ def config_file(relative_path):
 def first_batch_losses(config, teacher_ckpt=None, epoch=0):
     """(the box's loss on the first training batch, called as the text script calls it, student outputs, teacher
     outputs, labels), both models in eval mode (no dropout) so that the outputs can be recomputed."""
+    torch.manual_seed(0)  # the student's fresh head, the sampler's order
     student = build_model(config['models']['student_model'], 'cpu').eval()
     teacher = build_model(config['models']['teacher_model'], 'cpu', ckpt=teacher_ckpt).eval()
     box = get_distillation_box(teacher, student, config['datasets'], copy.deepcopy(config['train']),
@@ -88,9 +89,9 @@ def test_continuation_kd_weighs_the_models_own_cross_entropy_by_psi(rte_teacher)
     assert term.state() == pytest.approx({'T': 7, 'phi': 0.4, 'psi': 0.25})
     distance = ((student - 0.4 * teacher) ** 2).mean(dim=1)
     hinge = distance.mean()  # max(0, d - m phi) with m = 0
-    assert 0.75 * hinge.item() > 1e-4 * loss.item()  # the distance term shows at the tolerance below
+    assert 0.75 * hinge.item() > 1e-5 * loss.item()  # the distance term shows at the tolerance below
     expected = 0.25 * F.cross_entropy(student, labels) + 0.75 * hinge
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_annealing_kd_stage1_matches_annealed_logits_and_stage2_is_the_cross_entropy(rte_teacher):
@@ -200,6 +201,7 @@ def test_other_configs_pass_unchanged():
 
 def test_the_teacher_cache_is_refused_by_name_for_batches_without_supp_dict(rte_teacher, tmp_path):
     path = config_file('rte/continuation_kd/distilroberta_base_from_roberta_large.yaml')
-    with pytest.raises(ConfigError, match='train.train_data_loader.requires_supp is false .*set teacher_cache.mode: off'):
+    with pytest.raises(ConfigError, match='train.train_data_loader.requires_supp is false .*'
+                                          'set teacher_cache.mode: off'):
         run_config(path, output_dir=str(tmp_path / 'run'), teacher_ckpt=rte_teacher,
                    overrides={'teacher_cache.mode': 'memory'}, show_progress=False)

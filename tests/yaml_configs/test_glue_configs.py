@@ -175,7 +175,8 @@ def test_config_follows_the_paper_tables(relative_path):
         assert epochs == [30]
         kwargs = stages(config)[0]['criterion']['kwargs']['sub_terms']['continuation_kd']['criterion']['kwargs']
         assert {key: value for key, value in kwargs.items() if '_module_' not in key} == {
-            'objective': 'annealed_hinge', 'max_temperature': 10, 'margin': DEFAULT_MARGIN, 'distance_reduction': 'mean',
+            'objective': 'annealed_hinge', 'max_temperature': 10, 'margin': DEFAULT_MARGIN,
+            'distance_reduction': 'mean',
             'psi': {'ramp': '4/3', 'switch': '2/3'}, 'anneal_teacher': True, 'anneal_margin': True,
             'task': 'regression' if task == 'stsb' else 'classification'}
         assert kwargs['student_module_path'] == '.'  # the model output: its .logits, and its own .loss for psi x CE
@@ -188,7 +189,8 @@ def test_config_follows_the_paper_tables(relative_path):
 
 def check_criteria(config, task, method, table, epochs):
     criteria = [stage['criterion'] for stage in stages(config)]
-    terms = {name: term for criterion in criteria for name, term in (criterion['kwargs'].get('sub_terms') or {}).items()}
+    terms = {name: term for criterion in criteria
+             for name, term in (criterion['kwargs'].get('sub_terms') or {}).items()}
     if method == 'ce':
         assert criteria == [{'key': 'WeightedSumLoss', 'func2extract_model_loss': 'extract_hf_model_loss',
                              'kwargs': {'model_term': {'weight': 1.0}}}]
