@@ -40,9 +40,9 @@ from .config_checks import (ConfigError, check_config, check_device, check_direc
                             uses_teacher)
 from .config_loading import ConfigLoader, read_config_file
 from .divergence import loss_guard
-from .glue.text_schema import adapt_text_schema
 from .errors import CheckpointError, OutputWriteError, TeacherCacheError, TrainingDivergedError
 from .evaluation import evaluate, get_metric, to_device, training_batch
+from .glue.text_schema import adapt_text_schema
 from .hooks import stage_position, tell_stage_length
 from .losses.scheduled import find_scheduled_losses
 from .stage_checkpoints import StageCheckpoints
