@@ -1,13 +1,16 @@
 """Shared by the config generators (``cifar_configs.py``, ``glue_configs.py``): file names in torchdistill's
-sample layout, the blocks every driver needs (the final checkpoint path, Algorithm 1's stage checkpoints), and
-writing the YAMLs or checking that the files on disk are up to date."""
+sample layout, the blocks every driver needs (the final checkpoint path, Algorithm 1's stage checkpoints), YAML
+text from a config's data structure (torchdistill's tags and named anchors included), and writing the YAMLs or
+checking that the files on disk are up to date."""
 import argparse
 import os
+
+import yaml
 
 from plugins.checkpoint import atomic_write_text
 
 __all__ = ['config_path', 'final_ckpt', 'dst_ckpt_line', 'fill_dst_ckpts', 'best_checkpoints_block',
-           'stage_checkpoints_hook', 'sync_configs']
+           'stage_checkpoints_hook', 'sync_configs', 'ImportCall', 'ImportGet', 'Anchor', 'dump_config']
 
 DST_CKPT_FIELD = '<dst_ckpt>'  # filled in by fill_dst_ckpts from the config's own path
 
@@ -18,10 +21,11 @@ def config_path(folder, method, student, teacher=None):
     return os.path.join(folder, method, f'{name}.yaml')
 
 
-def final_ckpt(path):
-    """Where a config's final student goes: ``./runs/<path without .yaml>/student_best.pt``, so that a teacher
-    config's ``dst_ckpt`` is the ``src_ckpt`` its students read (also under torchdistill's own scripts)."""
-    return './runs/' + path[:-len('.yaml')] + '/student_best.pt'
+def final_ckpt(path, folder=False):
+    """Where a config's final student goes: ``./runs/<path without .yaml>/student_best.pt`` (``student_best``, a
+    ``save_pretrained`` folder, with ``folder``), so that a teacher config's ``dst_ckpt`` is the ``src_ckpt`` its
+    students read (also under torchdistill's own scripts)."""
+    return './runs/' + path[:-len('.yaml')] + ('/student_best' if folder else '/student_best.pt')
 
 
 def dst_ckpt_line(indent=4):
@@ -52,6 +56,65 @@ def best_checkpoints_block(metric, dst_format='torchdistill'):
 def stage_checkpoints_hook(indent):
     """A stage of a multi-stage config ends on its best checkpoint (Algorithm 1)."""
     return ' ' * indent + "post_epoch_process: 'keep_best_stage_checkpoints'  # the stage ends on its best checkpoint\n"
+
+
+class ImportCall:
+    """``!import_call`` of ``key`` (a dotted path) with keyword arguments: built when the YAML is loaded."""
+
+    def __init__(self, key, **kwargs):
+        self.key, self.kwargs = key, kwargs
+
+
+class ImportGet:
+    """``!import_get`` of ``key`` (a dotted path): the object itself, e.g. a sampler class."""
+
+    def __init__(self, key):
+        self.key = key
+
+
+class Anchor:
+    """``value`` written as ``&name value`` where it first appears and as ``*name`` wherever the same Anchor
+    appears again; every other repeated value is written out in full."""
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.anchor_names = {}
+
+    def ignore_aliases(self, data):
+        return not isinstance(data, Anchor)
+
+    def generate_anchor(self, node):
+        return self.anchor_names[node]
+
+
+def _represent_anchor(dumper, anchor):
+    alias_key = dumper.alias_key  # the Anchor's; representing its value resets it
+    node = dumper.represent_data(anchor.value)
+    dumper.represented_objects[alias_key] = node
+    dumper.anchor_names[node] = anchor.name
+    return node
+
+
+_ConfigDumper.add_representer(Anchor, _represent_anchor)
+_ConfigDumper.add_representer(ImportGet, lambda dumper, call: dumper.represent_mapping('!import_get',
+                                                                                         {'key': call.key}))
+_ConfigDumper.add_representer(ImportCall, lambda dumper, call: dumper.represent_mapping(
+    '!import_call', {'key': call.key, 'init': {'kwargs': call.kwargs}}))
+
+
+def dump_config(config: dict, header: str) -> str:
+    """YAML text of ``config`` (mappings in insertion order, top-level sections apart) after the ``header``
+    comment lines."""
+    text = yaml.dump(config, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False, width=1000,
+                     allow_unicode=True)
+    lines = [('\n' if index and line[:1] not in (' ', '-', '') else '') + line
+             for index, line in enumerate(text.splitlines())]
+    return header + '\n'.join(lines) + '\n'
 
 
 def sync_configs(configs, root, script, description, argv=None):
