@@ -4,7 +4,8 @@ Writes: a file is written next to its destination, then renamed over it, so a ki
 file or the new one, never a torn one; a failed write (e.g. a full disk) raises :class:`OutputWriteError`
 naming the file. Reads: files on disk are untrusted, so every checkpoint goes through :func:`load_checkpoint`
 (``torch.load(weights_only=True, map_location='cpu')``: tensors, numbers, strings and containers only, never
-code), and :func:`load_model_weights` checks the parameter names and shapes against the model before loading.
+code; a Hugging Face ``save_pretrained`` folder is read through its safetensors file), and
+:func:`load_model_weights` checks the parameter names and shapes against the model before loading.
 torchdistill's ``load_ckpt`` uses ``weights_only=False``; our checkpoints never go through it.
 """
 import argparse
@@ -19,9 +20,11 @@ import torch
 from .errors import CheckpointError, OutputWriteError
 
 __all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'load_checkpoint',
-           'checkpoint_state_dict', 'load_model_weights', 'verify_checkpoint']
+           'checkpoint_state_dict', 'load_model_weights', 'verify_checkpoint', 'checkpoint_exists']
 
 _MAX_LISTED = 4  # mismatching parameter names shown in an error
+# The weights of a Hugging Face save_pretrained folder (unsharded), read without pickle or weights-only.
+PRETRAINED_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
 def _atomic_write(path, write):
@@ -75,6 +78,8 @@ def load_checkpoint(path, what='checkpoint', mmap=False):
     path = os.path.expanduser(os.fspath(path))
     if not os.path.exists(path):
         raise CheckpointError(f'{what}: no file at {path!r}')
+    if os.path.isdir(path):
+        return _load_pretrained_folder(path, what)
     if not os.path.isfile(path):
         raise CheckpointError(f'{what}: {path!r} is not a file')
     try:
@@ -93,6 +98,30 @@ def load_checkpoint(path, what='checkpoint', mmap=False):
         raise CheckpointError(f'{what}: {path!r} ({os.path.getsize(path)} bytes) is not a complete PyTorch checkpoint '
                               f'(truncated, damaged or another kind of file; a torch.save archive is expected): '
                               f'{type(error).__name__}: {reason}') from None
+
+
+def _load_pretrained_folder(path, what):
+    """The state dict of a ``save_pretrained`` folder: ``model.safetensors`` (safetensors holds tensors only), else
+    ``pytorch_model.bin`` through :func:`load_checkpoint`."""
+    names = [name for name in PRETRAINED_WEIGHT_FILES if os.path.isfile(os.path.join(path, name))]
+    if not names:
+        raise CheckpointError(f'{what}: {path!r} is not a file, nor a Hugging Face save_pretrained folder (unsharded): '
+                              f'it has no {" or ".join(PRETRAINED_WEIGHT_FILES)}')
+    weights = os.path.join(path, names[0])
+    if names[0].endswith('.bin'):
+        return load_checkpoint(weights, what)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(weights, device='cpu')
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f'{what}: {weights!r} is not a complete safetensors file: {error}') from None
+
+
+def checkpoint_exists(path) -> bool:
+    """Whether ``path`` holds a checkpoint to load: a file, or a ``save_pretrained`` folder with its weights."""
+    path = os.path.expanduser(os.fspath(path))
+    return os.path.isfile(path) or any(os.path.isfile(os.path.join(path, name)) for name in PRETRAINED_WEIGHT_FILES)
 
 
 def checkpoint_state_dict(checkpoint, path, what='checkpoint'):

@@ -14,6 +14,7 @@ from torchdistill.losses.registry import get_high_level_loss
 from torchdistill.models.registry import MODEL_DICT
 from torchdistill.optim.registry import OPTIM_DICT, SCHEDULER_DICT
 
+from .checkpoint import checkpoint_exists
 from .errors import ConfigError
 from .evaluation import get_metric
 from .losses.scheduled import find_scheduled_losses
@@ -153,7 +154,7 @@ def _check_models(models, require_files):
             _check_registered(field, model, MODEL_DICT, 'model', leading=0)
         ckpt = model.get('src_ckpt')
         if name != 'teacher_model' and ckpt is not None and require_files and \
-                not os.path.isfile(os.path.expanduser(str(ckpt))):  # torchdistill would start from scratch silently
+                not checkpoint_exists(str(ckpt)):  # torchdistill would start from scratch silently
             raise ConfigError(f'{field}.src_ckpt: no file at {ckpt!r}')
 
 
@@ -241,7 +242,7 @@ def _check_teacher(models, field, teacher_ckpt, require_files):
         raise ConfigError('models.teacher_model.src_ckpt is not set: a teacher must be trained; train it with '
                           'its own config first, then set src_ckpt (or pass --teacher-ckpt); set '
                           'weights_in_kwargs: true when the model kwargs already load trained weights')
-    if ckpt is not None and require_files and not os.path.isfile(os.path.expanduser(ckpt)):
+    if ckpt is not None and require_files and not checkpoint_exists(ckpt):  # a file or a save_pretrained folder
         raise ConfigError(f'models.teacher_model.src_ckpt: no file at {ckpt!r}')
 
 

@@ -17,7 +17,7 @@ if os.path.dirname(HERE) not in sys.path:  # run as a script: the packages live 
     sys.path.insert(0, os.path.dirname(HERE))
 
 from continuation.hinge import DEFAULT_MARGIN  # noqa: E402
-from yaml_configs.config_generation import STAGE_CHECKPOINTS_HOOK, Flow, FlowMapping, Note, Tagged, \
+from yaml_configs.config_generation import STAGE_CHECKPOINTS_HOOK, Flow, FlowMapping, ImportCall, ImportGet, Note, \
     best_checkpoints, config_path, dst_ckpt, dump_config, final_ckpt, sync_configs  # noqa: E402
 
 DATASETS = {'cifar10': 10, 'cifar100': 100}
@@ -115,12 +115,12 @@ def _split(dataset, split):
     if split != 'test':
         kwargs['val_size'] = Note(0.1, '5,000 of the 50,000 official training images, stratified')
         kwargs['split_seed'] = Note(0, 'the same validation images for every method and seed')
-    return Tagged('!import_call', key='plugins.datasets.cifar.cifar_split', init={'kwargs': kwargs})
+    return ImportCall('plugins.datasets.cifar.cifar_split', **kwargs)
 
 
 def _loader(dataset, split, sampler, batch_size):
     return {'dataset_id': f'{dataset}/{split}',
-            'sampler': {'class_or_func': Tagged('!import_get', key=f'torch.utils.data.{sampler}'), 'kwargs': None},
+            'sampler': {'class_or_func': ImportGet(f'torch.utils.data.{sampler}'), 'kwargs': None},
             'kwargs': {'batch_size': batch_size, 'num_workers': 4}}
 
 
@@ -237,7 +237,7 @@ def ce_config(dataset: str, family: str, run: str) -> str:
     title = f'{FAMILIES[family][role]} ({role}) on {dataset}, trained from scratch with cross-entropy.'
     train = {'log_freq': 100, 'num_epochs': EPOCHS, **_loaders(dataset),
              'model': {'forward_proc': 'forward_batch_only'}, **_optimization(), 'criterion': _ce_criterion()}
-    return dump_config(_header(title, family, f'{EPOCHS} epochs'), _config(dataset, family, run, train))
+    return dump_config(_config(dataset, family, run, train), _header(title, family, f'{EPOCHS} epochs'))
 
 
 def kd_config(dataset: str, family: str, run: str) -> str:
@@ -245,7 +245,7 @@ def kd_config(dataset: str, family: str, run: str) -> str:
               + KD_NOTE.format(temperature=KD_TEMPERATURE, kd_weight=1 - KD_ALPHA))
     train = {'log_freq': 100, 'num_epochs': EPOCHS, 'pre_epoch_process': _teacher_eval_hook(), **_loaders(dataset),
              **_models_io(), **_optimization(), 'criterion': _kd_criterion()}
-    return dump_config(header, _config(dataset, family, run, train))
+    return dump_config(_config(dataset, family, run, train), header)
 
 
 def annealing_config(dataset: str, family: str, run: str = 'annealing_kd') -> str:
@@ -265,7 +265,7 @@ def annealing_config(dataset: str, family: str, run: str = 'annealing_kd') -> st
               'criterion': _ce_criterion()}
     train = {'log_freq': 100, 'best_checkpoints': best_checkpoints('accuracy', cifar_config_path(dataset, family, run)),
              'stage1': stage1, 'stage2': stage2}
-    return dump_config(header, _config(dataset, family, run, train))
+    return dump_config(_config(dataset, family, run, train), header)
 
 
 def continuation_config(dataset: str, family: str, run: str = 'continuation_kd') -> str:
@@ -279,7 +279,7 @@ def continuation_config(dataset: str, family: str, run: str = 'continuation_kd')
              'pre_epoch_process': Note('advance_loss_schedules', 'moves T and psi each epoch'),
              **_loaders(dataset, CKD_BATCH_SIZE), **_models_io(), **_optimization(CKD_EPOCHS, CKD_LR),
              'criterion': _continuation_criterion()}
-    return dump_config(header, _config(dataset, family, run, train))
+    return dump_config(_config(dataset, family, run, train), header)
 
 
 BUILDERS = {'ce': ce_config, 'kd': kd_config, 'takd': kd_config, 'annealing_kd': annealing_config,

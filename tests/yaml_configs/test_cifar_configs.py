@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchdistill.models.registry import get_model
 
+from benchmarks.configs import read_structure
 from benchmarks.suites.cifar import FAMILIES, build_cifar10, build_cifar100
 from continuation import DEFAULT_MARGIN
 from plugins.config_checks import check_config
@@ -133,8 +134,9 @@ def test_table6_settings(path, tiny_cifar, tmp_path):
     # What torchdistill's image-classification script needs: the final checkpoint, its log frequency, the data root.
     assert student_model['dst_ckpt'] == f'./runs/{path[:-len(".yaml")]}/student_best.pt'
     assert isinstance(config['train']['log_freq'], int)
-    with open(full_path(path)) as f:  # the datasets are built when the YAML loads: read the kwargs in the text
-        assert f.read().count("        root: '~/datasets'") == 3  # train, val and test
+    datasets = read_structure(full_path(path))['datasets']  # built when the YAML loads: read them unbuilt
+    assert [datasets[f'{dataset}/{split}']['init']['kwargs']['root'] for split in ('train', 'val', 'test')] == \
+        ['~/datasets'] * 3
     if method == 'continuation_kd':  # the published objective, T_max 20, psi of Eq. 7
         kwargs = terms['continuation_kd']['kwargs']
         assert {key: value for key, value in kwargs.items() if not key.endswith('_module_path')
