@@ -12,14 +12,14 @@ import time
 from plugins.config_checks import SEED_RANGE, ConfigError, check_device, parse_value
 from plugins.errors import CheckpointError, OutputWriteError
 
-from .harness import HarnessError, run_suite
+from .harness import HarnessError, HarnessOptions, run_suite
 from .records import record_status
 from .suites import DEFAULT_SUITE, SuiteError, build_suite, suite_names
 
 __all__ = ['build_parser', 'parse_options', 'parse_seeds', 'main']
 
 
-def build_parser(doc=None):
+def build_parser(doc: str = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python benchmarks/run.py', description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--suite', default=DEFAULT_SUITE,
@@ -60,7 +60,7 @@ def build_parser(doc=None):
     return parser
 
 
-def parse_options(args):
+def parse_options(args: argparse.Namespace) -> dict:
     """The suite options: --task, --data-root, --download (when given) and every --option KEY=VALUE."""
     options = {}
     if args.task is not None:
@@ -77,7 +77,7 @@ def parse_options(args):
     return options
 
 
-def parse_seeds(values):
+def parse_seeds(values: list) -> list:
     if values is None:
         return None
     seeds = []
@@ -113,41 +113,37 @@ def _report_failures(name, records):
     return len(failed)
 
 
-def main(argv=None, doc=None, repo_root=None, command=None):
-    parser = build_parser(doc)
-    args = parser.parse_args(argv)
+def _check_numbers(parser, args):
+    """Refuses (usage error) a device or a count the harness cannot use, before anything is built."""
     try:
         check_device(args.device)
     except ConfigError as error:
         parser.error(str(error))
-    for name in ('epochs', 'teacher_epochs', 'ta_epochs', 'threads'):
+    for name in ('epochs', 'teacher_epochs', 'ta_epochs', 'threads', 'jobs'):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
-    if args.jobs is not None and args.jobs < 1:
-        parser.error(f'--jobs must be >= 1, got {args.jobs}')
-    output_dir = os.path.abspath(args.output_dir) if args.output_dir else None
-    if repo_root is not None:
-        os.chdir(repo_root)  # suites name their configs relative to the repository root
-    try:
-        options, seeds, methods = parse_options(args), parse_seeds(args.seeds), _parse_methods(args.methods)
-        suite = build_suite(args.suite, options, args.quick)
-    except (SuiteError, ValueError) as error:
-        parser.error(str(error))
-    if args.list_methods:
-        for name, spec in suite.methods.items():
-            print(f'{name:28s} {spec.group:9s} teacher={spec.teacher_role or "-":8s} {spec.config} {spec.note}')
-        return 0
-    # A quick run has its own default directory: its short runs must not replace the real ones in the ledger.
-    output_dir = output_dir or os.path.abspath(os.path.join('results', suite.name + ('-quick' if args.quick else '')))
-    threads = args.threads or (1 if args.device == 'cpu' else None)
-    start = time.perf_counter()
+
+
+def _list_methods(suite):
+    for name, spec in suite.methods.items():
+        print(f'{name:28s} {spec.group:9s} teacher={spec.teacher_role or "-":8s} {spec.config} {spec.note}')
+
+
+def _harness_options(args, command):
+    """The harness options of the parsed flags (CPU runs default to one torch thread each)."""
+    return HarnessOptions(seeds=parse_seeds(args.seeds), methods=_parse_methods(args.methods), quick=args.quick,
+                          device=args.device, student_epochs=args.epochs, teacher_epochs=args.teacher_epochs,
+                          ta_epochs=args.ta_epochs, workers=args.jobs,
+                          threads=args.threads or (1 if args.device == 'cpu' else None), command=command,
+                          retry_failed=args.retry_failed)
+
+
+def _run(parser, suite, output_dir, options):
+    """Runs the suite: (its records, whether this is the main process), or the exit status of a stopped suite."""
     from plugins import distributed as dist_util
-    main_process = True
     try:
-        records = run_suite(suite, output_dir, methods=methods, seeds=seeds, quick=args.quick,
-                            device=args.device, student_epochs=args.epochs, teacher_epochs=args.teacher_epochs,
-                            ta_epochs=args.ta_epochs, workers=args.jobs, threads=threads, command=command,
-                            retry_failed=args.retry_failed)
+        records = run_suite(suite, output_dir, options)
+        return records, dist_util.is_main_process()
     except (HarnessError, ConfigError, CheckpointError) as error:
         parser.error(str(error))
     except FileNotFoundError as error:  # a data set or checkpoint that is not on this machine
@@ -160,8 +156,31 @@ def main(argv=None, doc=None, repo_root=None, command=None):
         print('interrupted: finished runs are kept; run the same command again to resume', file=sys.stderr)
         return 130
     finally:
-        main_process = dist_util.is_main_process()
         dist_util.cleanup()
+
+
+def main(argv: list = None, doc: str = None, repo_root: str = None, command: str = None) -> int:
+    parser = build_parser(doc)
+    args = parser.parse_args(argv)
+    _check_numbers(parser, args)
+    output_dir = os.path.abspath(args.output_dir) if args.output_dir else None
+    if repo_root is not None:
+        os.chdir(repo_root)  # suites name their configs relative to the repository root
+    try:
+        suite_options, options = parse_options(args), _harness_options(args, command)
+        suite = build_suite(args.suite, suite_options, args.quick)
+    except (SuiteError, ValueError) as error:
+        parser.error(str(error))
+    if args.list_methods:
+        _list_methods(suite)
+        return 0
+    # A quick run has its own default directory: its short runs must not replace the real ones in the ledger.
+    output_dir = output_dir or os.path.abspath(os.path.join('results', suite.name + ('-quick' if args.quick else '')))
+    start = time.perf_counter()
+    outcome = _run(parser, suite, output_dir, options)
+    if isinstance(outcome, int):
+        return outcome
+    records, main_process = outcome
     if not main_process:
         return 0
     failures = _report_failures(suite.name, records)

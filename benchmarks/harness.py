@@ -32,7 +32,8 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional, Sequence
 
 from tqdm import tqdm
 
@@ -44,8 +45,8 @@ from .configs import apply_dotted, budget_overrides, config_hash, has_key, read_
 from .records import RunLedger, make_failure_record, make_record, package_versions, record_status
 from .validation import HarnessError, check_planned_configs, read_result, run_dir_problem
 
-__all__ = ['Job', 'HarnessError', 'plan_suite', 'run_jobs', 'run_suite', 'clean_stale_files', 'make_record',
-           'current_records', 'report_directory', 'KEPT_FAILURES', 'UpstreamFailedError']
+__all__ = ['Job', 'HarnessOptions', 'HarnessError', 'plan_suite', 'run_jobs', 'run_suite', 'clean_stale_files',
+           'make_record', 'current_records', 'report_directory', 'KEPT_FAILURES', 'UpstreamFailedError']
 
 ROLES = ('teacher', 'ta', 'student')
 AUTO_PARALLEL_MIN_RUNS = 20
@@ -57,9 +58,42 @@ class UpstreamFailedError(NamedError, RuntimeError):
     """A student (or TA) whose teacher run failed, so it cannot run."""
 
 
+@dataclass(frozen=True)
+class HarnessOptions:
+    """What one harness invocation runs, and how; each field's default is the command line's.
+
+    Which runs: ``methods`` (None: every method of the suite), ``seeds`` (None: the suite's), ``quick`` (the
+    suite's smoke-run overrides), epoch budgets (None: the suite's, else the config's). Where: ``device`` and
+    ``world_size`` (None: torchrun's), whose type and size enter the config hashes. How: ``workers`` processes
+    (None: :func:`auto_workers`) of ``threads`` torch threads, ``show_progress`` bars, ``retry_failed`` (also
+    diverged runs), ``report`` (write the tables), ``command`` (quoted in the report), ``log`` (one line each).
+    """
+    methods: Optional[Sequence[str]] = None
+    seeds: Optional[Sequence[int]] = None
+    quick: bool = False
+    student_epochs: Optional[int] = None
+    teacher_epochs: Optional[int] = None
+    ta_epochs: Optional[int] = None
+    device: str = 'cpu'
+    world_size: Optional[int] = None
+    retry_failed: bool = False
+    workers: Optional[int] = None
+    threads: Optional[int] = None
+    show_progress: Optional[bool] = None
+    report: bool = True
+    command: Optional[str] = None
+    log: Callable[[str], None] = print
+
+
+def _options(options: Optional[HarnessOptions], fields: dict) -> HarnessOptions:
+    """``options`` (default: :class:`HarnessOptions`) with ``fields`` replaced; an unknown field is a TypeError."""
+    return replace(options or HarnessOptions(), **fields)
+
+
 @dataclass
 class Job:
-    """One runner call: ``method`` is 'teacher', 'ta' or a student method name."""
+    """One runner call: ``method`` is 'teacher', 'ta' or a student method name; ``teacher_role`` names the run
+    whose checkpoint it distils from ('teacher', 'ta' or None), read from ``teacher_ckpt``."""
     role: str
     method: str
     seed: int
@@ -67,7 +101,7 @@ class Job:
     overrides: dict
     config_hash: str
     run_dir: str
-    teacher: str = None
+    teacher_role: str = None
     teacher_ckpt: str = None
     group: str = 'main'
     done: bool = False
@@ -85,13 +119,8 @@ class Job:
 def _overrides_for(config, suite, quick, method_overrides, budget):
     """The runner overrides of one run: suite-wide keys present in the config, the method's, then the budget."""
     structure = _structure(config)
-    overrides = {}
-    suite_overrides = dict(suite.overrides)
-    if quick:
-        suite_overrides.update(suite.quick_overrides)
-    for key, value in suite_overrides.items():
-        if has_key(structure, key):
-            overrides[key] = value
+    suite_overrides = dict(suite.overrides, **(suite.quick_overrides if quick else {}))
+    overrides = {key: value for key, value in suite_overrides.items() if has_key(structure, key)}
     overrides.update(method_overrides or {})
     try:
         structure = apply_dotted(structure, overrides)
@@ -151,46 +180,69 @@ def _environment(device, world_size):
     return {'device': 'cuda' if str(device).startswith('cuda') else 'cpu', 'world_size': int(world_size)}
 
 
-def _plan_jobs(suite, output_dir, methods, seeds, quick, student_epochs, teacher_epochs, ta_epochs, environment):
-    """The jobs of a suite in dependency order, with their hashes and run directories (nothing read from disk
-    but the configs)."""
-    methods = list(suite.methods if methods is None else methods)
-    _check_methods(suite, methods)
-    seeds = list(suite.default_seeds if seeds is None else seeds)
-    _check_seeds(seeds)
+def _upstream_roles(suite, methods):
+    """The teacher roles the selected methods need trained, in training order ('teacher' before 'ta')."""
     roles = {suite.methods[method].teacher_role for method in methods}
-    needs_ta = 'ta' in roles
-    needs_teacher = needs_ta or 'teacher' in roles
+    return [role for role in ('teacher', 'ta') if role in roles or (role == 'teacher' and 'ta' in roles)]
+
+
+def _check_files(suite, options, methods, upstream_roles):
     configs = [suite.methods[method].config for method in methods] + \
-        ([suite.teacher_config] if needs_teacher else []) + ([suite.ta_config] if needs_ta else [])
+        [{'teacher': suite.teacher_config, 'ta': suite.ta_config}[role] for role in upstream_roles]
     missing = [config for config in configs if not os.path.isfile(config)]
     if missing:
         raise HarnessError(f'config file(s) not found: {missing} (paths are relative to the repository root)')
-    _check_suite_overrides(suite, quick, configs)
-    student_budget = student_epochs if student_epochs is not None else suite.student_epochs
-    jobs, upstream = [], {}
-    for role, config, budget, teacher in (
-            ('teacher', suite.teacher_config, teacher_epochs if teacher_epochs is not None else suite.teacher_epochs,
-             None),
-            ('ta', suite.ta_config, ta_epochs if ta_epochs is not None else suite.ta_epochs, 'teacher')):
-        if (role == 'teacher' and not needs_teacher) or (role == 'ta' and not needs_ta):
-            continue
-        overrides = _overrides_for(config, suite, quick, {}, budget)
-        upstream[role] = config_hash(config, overrides, upstream.get(teacher), environment)
-        jobs += [Job(role, role, seed, config, overrides, upstream[role],
-                     os.path.join(output_dir, 'cache', f'{role}-{upstream[role]}', f'seed{seed}'), teacher=teacher)
-                 for seed in seeds]
+    _check_suite_overrides(suite, options.quick, configs)
+
+
+def _first_given(*values):
+    return next((value for value in values if value is not None), None)
+
+
+def _upstream_jobs(suite, output_dir, options, roles, seeds, environment):
+    """The teacher's and the TA's jobs (the TA distils from the teacher), cached by config hash."""
+    specs = {'teacher': (suite.teacher_config, _first_given(options.teacher_epochs, suite.teacher_epochs), None),
+             'ta': (suite.ta_config, _first_given(options.ta_epochs, suite.ta_epochs), 'teacher')}
+    jobs, hashes = [], {}
+    for role in roles:
+        config, budget, teacher_role = specs[role]
+        overrides = _overrides_for(config, suite, options.quick, {}, budget)
+        hashes[role] = config_hash(config, overrides, hashes.get(teacher_role), environment)
+        jobs += [Job(role, role, seed, config, overrides, hashes[role],
+                     os.path.join(output_dir, 'cache', f'{role}-{hashes[role]}', f'seed{seed}'),
+                     teacher_role=teacher_role) for seed in seeds]
+    return jobs, hashes
+
+
+def _student_jobs(suite, output_dir, options, methods, seeds, environment, upstream_hashes):
+    budget = _first_given(options.student_epochs, suite.student_epochs)
+    jobs = []
     for method in methods:
         spec = suite.methods[method]
-        overrides = _overrides_for(spec.config, suite, quick, spec.overrides, student_budget)
-        digest = config_hash(spec.config, overrides, upstream.get(spec.teacher_role), environment)
+        overrides = _overrides_for(spec.config, suite, options.quick, spec.overrides, budget)
+        digest = config_hash(spec.config, overrides, upstream_hashes.get(spec.teacher_role), environment)
         jobs += [Job('student', method, seed, spec.config, overrides, digest,
                      os.path.join(output_dir, 'runs', suite.name, f'{method}-{digest}', f'seed{seed}'),
-                     teacher=spec.teacher_role, group=spec.group) for seed in seeds]
+                     teacher_role=spec.teacher_role, group=spec.group) for seed in seeds]
+    return jobs
+
+
+def _plan_jobs(suite, output_dir, options):
+    """The jobs of a suite in dependency order, with their hashes, run directories and teacher checkpoints
+    (nothing read from disk but the configs)."""
+    methods = list(suite.methods if options.methods is None else options.methods)
+    seeds = list(suite.default_seeds if options.seeds is None else options.seeds)
+    _check_methods(suite, methods)
+    _check_seeds(seeds)
+    roles = _upstream_roles(suite, methods)
+    _check_files(suite, options, methods, roles)
+    environment = _environment(options.device, options.world_size)
+    jobs, hashes = _upstream_jobs(suite, output_dir, options, roles, seeds, environment)
+    jobs += _student_jobs(suite, output_dir, options, methods, seeds, environment, hashes)
     by_role_seed = {(job.role, job.seed): job for job in jobs if job.role != 'student'}
     for job in jobs:
-        if job.teacher is not None:
-            job.teacher_ckpt = os.path.join(by_role_seed[(job.teacher, job.seed)].run_dir, 'student_best.pt')
+        if job.teacher_role is not None:
+            job.teacher_ckpt = os.path.join(by_role_seed[(job.teacher_role, job.seed)].run_dir, 'student_best.pt')
     return jobs
 
 
@@ -211,20 +263,20 @@ def _mark_reusable(jobs, suite_name, ledger, retry_failed):
             job.reuse_problem = problem
 
 
-def plan_suite(suite, output_dir, methods=None, seeds=None, quick=False, student_epochs=None,
-               teacher_epochs=None, ta_epochs=None, device='cpu', world_size=None, retry_failed=False, warn=None):
+def plan_suite(suite, output_dir: str, options: HarnessOptions = None, warn: Callable[[str], None] = None,
+               **fields) -> list:
     """The jobs of a suite in dependency order, each marked ``done`` when a finished identical run exists.
 
-    ``world_size`` (default: torchrun's) and the type of ``device`` enter the config hashes; ``warn`` is told
-    about unusable ledger lines (default: :func:`warnings.warn`).
+    ``options`` (or its ``fields`` by name, e.g. ``seeds=[0]``) choose the runs; ``warn`` is told about unusable
+    ledger lines (default: :func:`warnings.warn`).
     """
-    jobs = _plan_jobs(suite, output_dir, methods, seeds, quick, student_epochs, teacher_epochs, ta_epochs,
-                      _environment(device, world_size))
-    _mark_reusable(jobs, suite.name, RunLedger(output_dir, warn), retry_failed)
+    options = _options(options, fields)
+    jobs = _plan_jobs(suite, output_dir, options)
+    _mark_reusable(jobs, suite.name, RunLedger(output_dir, warn), options.retry_failed)
     return jobs
 
 
-def clean_stale_files(output_dir):
+def clean_stale_files(output_dir: str) -> list:
     """Removes the temporary files of writes that a killed run never renamed into place; returns them."""
     import glob
     stale = glob.glob(os.path.join(output_dir, '**', '.*.tmp'), recursive=True)
@@ -271,7 +323,7 @@ def _train(job, device, show_progress):
     return result
 
 
-def auto_workers(device, num_runs):
+def auto_workers(device: str, num_runs: int) -> int:
     """Worker processes when the user did not say: one per CPU core (at most 8) for CPU suites with at least
     ``AUTO_PARALLEL_MIN_RUNS`` runs to do, where the workers' start-up (a few seconds of imports each) pays off;
     otherwise 1 (CUDA runs, short smoke runs). Results do not depend on it: every run is seeded on its own and
@@ -300,10 +352,10 @@ def _restore_teacher_lines(jobs, suite_name, output_dir, ledger, device, version
 
 
 def _upstream_failure(job, upstream):
-    source = upstream.get((job.teacher, job.seed)) if job.teacher else None
+    source = upstream.get((job.teacher_role, job.seed)) if job.teacher_role else None
     if source is None or source.status != 'failed':
         return None
-    return UpstreamFailedError(f'its {job.teacher} run (seed {job.seed}) failed: {source.record["error"]}')
+    return UpstreamFailedError(f'its {job.teacher_role} run (seed {job.seed}) failed: {source.record["error"]}')
 
 
 class _Recorder:
@@ -363,7 +415,15 @@ def _run_here(jobs, device, show_progress, finish, progress):
         dist_util.barrier()
 
 
-def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None, show_progress=None, log=print):
+def _worker_pool(workers, threads, num_pending):
+    """One pool for every phase (each worker pays the torch / torchdistill import once), or None to run here."""
+    if workers <= 1 or num_pending <= 1:
+        return None
+    return ProcessPoolExecutor(min(workers, num_pending), mp_context=multiprocessing.get_context('spawn'),
+                               initializer=_init_worker, initargs=(threads,))
+
+
+def run_jobs(jobs, suite_name: str, output_dir: str, options: HarnessOptions = None, **fields) -> list:
     """Runs the jobs not yet done, phase by phase (teachers, TAs, students), and returns every record.
 
     A run that fails is recorded as failed and the others go on (see the module docstring). With ``workers`` > 1
@@ -371,18 +431,14 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
     with :func:`auto_workers`. Only the main process of a torchrun launch writes the ledger.
     """
     from plugins import distributed as dist_util
+    options = _options(options, fields)
     pending = [job for job in jobs if not job.done]
     upstream = {(job.role, job.seed): job for job in jobs if job.role != 'student'}
     progress = tqdm(total=len(pending), desc=suite_name, unit='run', dynamic_ncols=True,
                     disable=not (sys.stderr.isatty() and dist_util.is_main_process()))
-    recorder = _Recorder(jobs, suite_name, output_dir, device, log, progress)
-    if workers is None:
-        workers = auto_workers(device, len(pending))
-    pool = None
-    if workers > 1 and len(pending) > 1:
-        # One pool for every phase: each worker pays the torch / torchdistill import once.
-        pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=multiprocessing.get_context('spawn'),
-                                   initializer=_init_worker, initargs=(threads,))
+    recorder = _Recorder(jobs, suite_name, output_dir, options.device, options.log, progress)
+    workers = options.workers if options.workers is not None else auto_workers(options.device, len(pending))
+    pool = _worker_pool(workers, options.threads, len(pending))
     try:
         for role in ROLES:  # a phase starts when the checkpoints it reads exist
             todo = []
@@ -390,9 +446,10 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
                 failure = _upstream_failure(job, upstream)
                 recorder.finish(job, error=failure) if failure is not None else todo.append(job)
             if pool is not None:
-                _run_in_pool(pool, todo, device, recorder.finish)
+                _run_in_pool(pool, todo, options.device, recorder.finish)
             else:
-                _run_here(todo, device, show_progress and recorder.interactive, recorder.finish, progress)
+                _run_here(todo, options.device, options.show_progress and recorder.interactive, recorder.finish,
+                          progress)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -400,19 +457,16 @@ def run_jobs(jobs, suite_name, output_dir, device='cpu', workers=1, threads=None
     return [job.record for job in jobs if job.record is not None]
 
 
-def run_suite(suite, output_dir, methods=None, seeds=None, quick=False, device='cpu', student_epochs=None,
-              teacher_epochs=None, ta_epochs=None, workers=None, threads=None, show_progress=None, report=True,
-              command=None, log=print, retry_failed=False):
+def run_suite(suite, output_dir: str, options: HarnessOptions = None, **fields) -> list:
     """Plans, checks, runs (skipping finished runs) and reports ``suite``; returns the records of the selected runs
-    (failed ones included, with ``status: failed``)."""
+    (failed ones included, with ``status: failed``). ``options``, or its ``fields`` by name, say what and how."""
     import torch
+    options = _options(options, fields)
     check_directory(output_dir, '--output-dir')
     previous_threads = torch.get_num_threads()
-    options = dict(methods=methods, seeds=seeds, quick=quick, student_epochs=student_epochs,
-                   teacher_epochs=teacher_epochs, ta_epochs=ta_epochs, retry_failed=retry_failed)
     try:
-        _set_threads(threads)
-        return _run_suite(suite, output_dir, options, device, workers, threads, show_progress, report, command, log)
+        _set_threads(options.threads)
+        return _run_suite(suite, output_dir, options)
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -442,12 +496,12 @@ def _exclusive(output_dir, enabled=True):
         yield
 
 
-def _run_suite(suite, output_dir, options, device, workers, threads, show_progress, report, command, log):
+def _run_suite(suite, output_dir, options):
     from plugins import distributed as dist_util
     import torch
-    dist_util.init_distributed(torch.device(device))
+    dist_util.init_distributed(torch.device(options.device))
     with _exclusive(output_dir, enabled=dist_util.is_main_process()):
-        return _run_locked(suite, output_dir, options, device, workers, threads, show_progress, report, command, log)
+        return _run_locked(suite, output_dir, options)
 
 
 def _plan_message(suite, jobs, to_run, workers):
@@ -458,49 +512,54 @@ def _plan_message(suite, jobs, to_run, workers):
             + f'{to_run} to run' + (f' in {workers} worker processes' if workers > 1 and to_run > 1 else ''))
 
 
-def _run_locked(suite, output_dir, options, device, workers, threads, show_progress, report, command, log):
+def _log_plan(suite, output_dir, jobs, workers, checked, log):
+    """The main process's account of the plan: stale files removed, runs redone and why, what is reused."""
+    stale = clean_stale_files(output_dir)
+    if stale:
+        log(f'[{suite.name}] removed {len(stale)} partial file(s) left by an interrupted run')
+    for job in jobs:
+        if job.reuse_problem:
+            log(f'[{suite.name}] {job.method} seed {job.seed}: {job.reuse_problem}; it is run again')
+    to_run = sum(not job.done for job in jobs)
+    log(_plan_message(suite, jobs, to_run, workers) + (f'; {checked} config(s) checked' if checked else ''))
+
+
+def _run_locked(suite, output_dir, options):
     from plugins import distributed as dist_util
-    warn = log if dist_util.is_main_process() else _quiet
-    jobs = plan_suite(suite, output_dir, device=device, warn=lambda text: warn(f'[{suite.name}] warning: {text}'),
-                      **options)
+    main_process = dist_util.is_main_process()
+    warn = options.log if main_process else _quiet
+    jobs = plan_suite(suite, output_dir, options, warn=lambda text: warn(f'[{suite.name}] warning: {text}'))
     checked = check_planned_configs(jobs)  # every config that will run, before the first run starts
     dist_util.barrier()
-    to_run = sum(not job.done for job in jobs)
     if 'WORLD_SIZE' in os.environ:
-        workers = 1  # under torchrun every rank takes part in every run, one run at a time
-    elif workers is None:
-        workers = auto_workers(device, to_run)
-    if dist_util.is_main_process():
-        stale = clean_stale_files(output_dir)
-        if stale:
-            log(f'[{suite.name}] removed {len(stale)} partial file(s) left by an interrupted run')
-        for job in jobs:
-            if job.reuse_problem:
-                log(f'[{suite.name}] {job.method} seed {job.seed}: {job.reuse_problem}; it is run again')
-        log(_plan_message(suite, jobs, to_run, workers) + (f'; {checked} config(s) checked' if checked else ''))
-    records = run_jobs(jobs, suite.name, output_dir, device, workers, threads, show_progress, log)
-    if report and dist_util.is_main_process():
-        _report(suite, output_dir, options, device, command, log)
+        options = replace(options, workers=1)  # under torchrun every rank takes part in every run, one at a time
+    elif options.workers is None:
+        options = replace(options, workers=auto_workers(options.device, sum(not job.done for job in jobs)))
+    if main_process:
+        _log_plan(suite, output_dir, jobs, options.workers, checked, options.log)
+    records = run_jobs(jobs, suite.name, output_dir, options)
+    if options.report and main_process:
+        _report(suite, output_dir, options)
     return records
 
 
-def current_records(suite, output_dir, quick=False, student_epochs=None, teacher_epochs=None, ta_epochs=None,
-                    device='cpu', world_size=None, include_failed=False):
+def current_records(suite, output_dir: str, options: HarnessOptions = None, include_failed: bool = False,
+                    **fields) -> list:
     """Every ledger record of ``output_dir`` that matches the suite's current configs (any method, any seed).
 
     The tables summarise the whole results directory, so running a subset (``--methods kd --seeds 0``) adds to
     them instead of replacing them; records of another suite or of an older version of a config are left out,
-    and failed records unless ``include_failed``.
+    and failed records unless ``include_failed``. Of ``options`` (or ``fields``) only the settings that enter
+    the config hashes count (quick, epoch budgets, device, world size), not the selection of methods and seeds.
     """
-    jobs = _plan_jobs(suite, output_dir, None, [0], quick, student_epochs, teacher_epochs, ta_epochs,
-                      _environment(device, world_size))
+    jobs = _plan_jobs(suite, output_dir, replace(_options(options, fields), methods=None, seeds=[0]))
     current = {job.method: job.config_hash for job in jobs}
     return [record for record in RunLedger(output_dir, warn=_quiet).records
             if record['suite'] == suite.name and current.get(record['method']) == record['config_hash']
             and (include_failed or record_status(record) == 'ok')]
 
 
-def report_directory(output_dir, suite_name):
+def report_directory(output_dir: str, suite_name: str) -> str:
     """Where a suite's ``summary.md``, ``summary.csv`` and plots go: the top of ``output_dir`` for the first suite
     reported there (recorded in ``.report-suite``), ``output_dir/reports/<suite>`` for any other, so suites that
     share a directory never overwrite each other's summary."""
@@ -516,19 +575,18 @@ def report_directory(output_dir, suite_name):
     return output_dir if owner == suite_name else os.path.join(output_dir, 'reports', suite_name)
 
 
-def _report(suite, output_dir, options, device, command, log):
+def _report(suite, output_dir, options):
     """Writes the suite's report from its current records: ok ones whose result.json is complete, and failed ones
     (counted per method, never averaged)."""
     from .report import write_report
-    plan = {key: options[key] for key in ('quick', 'student_epochs', 'teacher_epochs', 'ta_epochs')}
     report_dir = report_directory(output_dir, suite.name)
     records = []
     # failed lines too: the tables count them per method (and leave them out of every statistic)
-    for record in current_records(suite, output_dir, device=device, include_failed=True, **plan):
+    for record in current_records(suite, output_dir, options, include_failed=True):
         run_dir = os.path.join(output_dir, record['run_dir'])
         if record_status(record) == 'ok' and read_result(run_dir) is None:
-            log(f'[{suite.name}] warning: {os.path.join(run_dir, "result.json")} is missing or damaged: '
+            options.log(f'[{suite.name}] warning: {os.path.join(run_dir, "result.json")} is missing or damaged: '
                 f'{record["method"]} seed {record["seed"]} is left out of the report (the next run redoes it)')
             continue
         records.append(dict(record, run_dir=os.path.relpath(run_dir, report_dir)))  # paths from the report
-    write_report(suite, records, report_dir, command=command, log=log)
+    write_report(suite, records, report_dir, command=options.command, log=options.log)

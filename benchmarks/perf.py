@@ -29,14 +29,14 @@ this process's CPU clock; on a machine other jobs share, the CPU clock with ``--
     diagnostics, set-up) and the import time of a fresh interpreter (paid once per harness worker). Always on
     the CPU with one torch thread, as the harness runs digits.
 
-It prints a table and writes the figures as JSON (atomically). ``--quick`` (batch 4, one repetition, well under
-a minute) is for tests; its figures are not meant to be quoted.
+It prints the times as torch.utils.benchmark tables (``Compare``, the median of each clock; the sampling is
+``benchmarks/timing.py``'s), then the ratios against the targets, and writes the figures as JSON (atomically).
+``--quick`` (batch 4, one repetition, well under a minute) is for tests; its figures are not meant to be quoted.
 """
 import argparse
 import copy
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -60,12 +60,13 @@ from plugins.idle_teacher import release_idle_teacher  # noqa: E402
 from plugins.losses.scheduled import find_scheduled_losses  # noqa: E402
 
 from benchmarks.suites.digits import RECIPE  # noqa: E402
+from benchmarks.timing import CLOCKS, compare_table, merge_by_clock, paired_ratios, summary, \
+    time_interleaved  # noqa: E402
 
 __all__ = ['run', 'main']
 
 STEP_TARGET, EPOCH_TARGET, RUNNER_TARGET = 1.03, 1.15, 1.5
 SECTIONS = ('resnet', 'runner')
-CLOCKS = ('wall', 'cpu')
 IO = {'student_module_path': '.', 'student_module_io': 'output', 'teacher_module_path': '.',
       'teacher_module_io': 'output'}
 LOSSES = {
@@ -82,12 +83,7 @@ STAGE_EPOCHS = 10  # >= max_temperature, so the Annealing-KD schedule is valid
 
 def build_models(num_classes, device):
     """ResNet-110 teacher (torchdistill) and ResNet-8 student (``plugins.models.cifar``, registered as 'resnet8')."""
-    teacher = get_model('resnet110', num_classes=num_classes)
-    try:
-        student = get_model('resnet8', num_classes=num_classes)
-    except ValueError:  # older checkout without plugins/models/cifar.py: torchdistill's builder at depth 8
-        from torchdistill.models.classification.resnet import resnet
-        student = resnet(8, num_classes, False, False)
+    teacher, student = get_model('resnet110', num_classes=num_classes), get_model('resnet8', num_classes=num_classes)
     return teacher.to(device).eval(), student.to(device)
 
 
@@ -137,80 +133,22 @@ def make_box(config, teacher, student, device):
     return get_distillation_box(teacher, student, config['datasets'], train, device, None, False, 1)
 
 
-def synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def train_step(box, sample_batch, targets, supp_dict):
     loss = box.forward_process(sample_batch, targets, supp_dict)
     box.post_forward_process(loss=loss)
     return loss
 
 
-def time_interleaved(variants, repeats, device, warmup=1):
-    """{clock: {name: [seconds per repetition]}} for the ``wall`` clock and the process ``cpu`` clock.
-
-    Each repetition runs every variant once, the order rotating. The CPU clock (this process's CPU time)
-    barely moves when other processes compete for the cores, so it is reported beside the wall clock.
-    """
-    names = list(variants)
-    for name in names:
-        for _ in range(warmup):
-            variants[name]()
-    times = {clock: {name: [] for name in names} for clock in CLOCKS}
-    for repeat in range(repeats):
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
-            synchronize(device)
-            wall, cpu = time.perf_counter(), time.process_time()
-            variants[name]()
-            synchronize(device)
-            times['wall'][name].append(time.perf_counter() - wall)
-            times['cpu'][name].append(time.process_time() - cpu)
-    return times
-
-
-def paired_ratio(times, name, reference):
-    """Median over repetitions of times[name][r] / times[reference][r] (same repetition, adjacent in time)."""
-    return statistics.median(a / b for a, b in zip(times[name], times[reference]))
-
-
-def ratios(times, pairs):
-    """{clock: {label: paired ratio}} for ``pairs`` = {label: (name, reference)}."""
-    return {clock: {label: paired_ratio(times[clock], *pair) for label, pair in pairs.items()} for clock in times}
-
-
-def ratio_quartiles(times, pairs):
-    """{clock: {label: [first, third quartile]}} of the per-repetition ratios: how far the noise reaches."""
-    def quartiles(name, reference, by_name):
-        values = [a / b for a, b in zip(by_name[name], by_name[reference])]
-        if len(values) < 2:
-            return [values[0], values[0]]
-        first, _, third = statistics.quantiles(values, n=4, method='inclusive')
-        return [first, third]
-    return {clock: {label: quartiles(*pair, times[clock]) for label, pair in pairs.items()} for clock in times}
-
-
-def summary(times, scale=1):
-    return {clock: {name: {'median_s': statistics.median(values) / scale, 'min_s': min(values) / scale,
-                           'max_s': max(values) / scale, 'samples_s': [v / scale for v in values]}
-                    for name, values in by_name.items()} for clock, by_name in times.items()}
-
-
-def measure_steps(args, device, datasets):
-    """(a): step and loss-only times of each loss, and the Stage-II step with and without the teacher."""
+def _step_boxes(args, device, datasets):
+    """A DistillationBox per loss of ``LOSSES`` (schedules mid-way, as in training) and Stage II's box with
+    torchdistill's default and with :func:`release_idle_teacher`; every student in training mode."""
     teacher, student = build_models(args.num_classes, device)
-    generator = torch.Generator().manual_seed(1)
-    sample_batch = torch.randn(args.batch_size, 3, 32, 32, generator=generator).to(device)
-    targets = torch.randint(0, args.num_classes, (args.batch_size,), generator=generator).to(device)
-    boxes, criteria = {}, {}
+    boxes = {}
     for name, loss in LOSSES.items():
-        box = make_box(make_config(datasets, weighted_sum(loss), args.batch_size), teacher,
-                       copy.deepcopy(student), device)
-        for scheduled in find_scheduled_losses(box.criterion):
-            scheduled.set_epoch(STAGE_EPOCHS // 2, STAGE_EPOCHS)  # mid-schedule, as in training
-        box.student_model.train()
-        boxes[name], criteria[name] = box, box.criterion
+        boxes[name] = make_box(make_config(datasets, weighted_sum(loss), args.batch_size), teacher,
+                               copy.deepcopy(student), device)
+        for scheduled in find_scheduled_losses(boxes[name].criterion):
+            scheduled.set_epoch(STAGE_EPOCHS // 2, STAGE_EPOCHS)
     stage2 = weighted_sum(CE, CE_WRAPPER)
     boxes['Stage II, torchdistill default'] = make_box(make_config(datasets, stage2, args.batch_size), teacher,
                                                        copy.deepcopy(student), device)
@@ -220,9 +158,11 @@ def measure_steps(args, device, datasets):
     teacher.to(device)  # release_idle_teacher moved the shared teacher to the CPU; the other boxes need it here
     for box in boxes.values():
         box.student_model.train()
-    step_times = time_interleaved({name: (lambda box=box: train_step(box, sample_batch, targets, {}))
-                                   for name, box in boxes.items()}, args.step_repeats, device)
+    return boxes
 
+
+def _loss_only_times(args, device, criteria, targets):
+    """Each criterion's forward + backward on fixed logits, ``args.loss_calls`` calls per sample."""
     student_logits = torch.randn(args.batch_size, args.num_classes, device=device, requires_grad=True)
     teacher_logits = torch.randn(args.batch_size, args.num_classes, device=device)
     io_dict = {'student': {'.': {'output': student_logits}}, 'teacher': {'.': {'output': teacher_logits}}}
@@ -232,22 +172,35 @@ def measure_steps(args, device, datasets):
             criterion(io_dict, {}, targets).backward()
             student_logits.grad = None
 
-    loss_times = time_interleaved({name: (lambda c=c: loss_only(c)) for name, c in criteria.items()},
-                                  args.step_repeats * 3, device)
-    pairs = {f'{name} / KDLoss step': (name, 'KDLoss') for name in ('AnnealingKDLoss', 'ContinuationKDLoss')}
-    pairs['Stage II released / default step'] = ('Stage II, release_idle_teacher', 'Stage II, torchdistill default')
-    loss_pairs = {f'{name} / KDLoss loss only': (name, 'KDLoss') for name in ('AnnealingKDLoss', 'ContinuationKDLoss')}
-    step_ratios, loss_ratios = ratios(step_times, pairs), ratios(loss_times, loss_pairs)
-    step_spread, loss_spread = ratio_quartiles(step_times, pairs), ratio_quartiles(loss_times, loss_pairs)
-    steps, losses = summary(step_times), summary(loss_times, scale=args.loss_calls)
-    # Everything in a step but the criterion is the same torchdistill code on the same models, so a loss's cost
-    # on top of KDLoss's, over the KDLoss step, bounds our overhead far more tightly than the noisy step ratio.
-    loss_cost = {clock: {f'{name} / KDLoss step, from loss cost': 1 + (
+    return time_interleaved({name: (lambda c=c: loss_only(c)) for name, c in criteria.items()},
+                            args.step_repeats * 3, device)
+
+
+def _loss_cost_ratios(steps, losses):
+    """Everything in a step but the criterion is the same torchdistill code on the same models, so a loss's cost
+    on top of KDLoss's, over the KDLoss step, bounds our overhead far more tightly than the noisy step ratio."""
+    return {clock: {f'{name} / KDLoss step, from loss cost': 1 + (
         losses[clock][name]['median_s'] - losses[clock]['KDLoss']['median_s']) / steps[clock]['KDLoss']['median_s']
         for name in ('AnnealingKDLoss', 'ContinuationKDLoss')} for clock in CLOCKS}
-    return {'step': steps, 'loss_only': losses, 'loss_cost_step_ratios': loss_cost,
-            'ratios': {clock: dict(step_ratios[clock], **loss_ratios[clock]) for clock in CLOCKS},
-            'ratio_quartiles': {clock: dict(step_spread[clock], **loss_spread[clock]) for clock in CLOCKS}}
+
+
+def measure_steps(args: argparse.Namespace, device: torch.device, datasets: dict) -> dict:
+    """(a): step and loss-only times of each loss, and the Stage-II step with and without the teacher."""
+    generator = torch.Generator().manual_seed(1)
+    sample_batch = torch.randn(args.batch_size, 3, 32, 32, generator=generator).to(device)
+    targets = torch.randint(0, args.num_classes, (args.batch_size,), generator=generator).to(device)
+    boxes = _step_boxes(args, device, datasets)
+    step_times = time_interleaved({name: (lambda box=box: train_step(box, sample_batch, targets, {}))
+                                   for name, box in boxes.items()}, args.step_repeats, device)
+    loss_times = _loss_only_times(args, device, {name: boxes[name].criterion for name in LOSSES}, targets)
+    ours = ('AnnealingKDLoss', 'ContinuationKDLoss')
+    pairs = {f'{name} / KDLoss step': (name, 'KDLoss') for name in ours}
+    pairs['Stage II released / default step'] = ('Stage II, release_idle_teacher', 'Stage II, torchdistill default')
+    step_ratios = paired_ratios(step_times, pairs)
+    loss_ratios = paired_ratios(loss_times, {f'{name} / KDLoss loss only': (name, 'KDLoss') for name in ours})
+    steps, losses = summary(step_times), summary(loss_times, calls=args.loss_calls)
+    return {'step': steps, 'loss_only': losses, 'loss_cost_step_ratios': _loss_cost_ratios(steps, losses),
+            **{key: merge_by_clock(step_ratios[key], loss_ratios[key]) for key in ('ratios', 'ratio_quartiles')}}
 
 
 def run_epoch(box, epoch):
@@ -257,64 +210,81 @@ def run_epoch(box, epoch):
     box.post_epoch_process()
 
 
-def measure_epochs(args, device, datasets, cache_dir):
-    """(b): one Stage-I epoch with the teacher on every step, with cached outputs, and student-only training."""
+CACHED = ('cached (memory)', 'cached (disk)')
+
+
+def _epoch_boxes(args, device, datasets, cache_dir):
+    """Stage-I (Annealing-KD) boxes: the teacher on every step, its outputs cached in memory and on disk; and a
+    student-only TrainingBox with cross-entropy."""
     teacher, student = build_models(args.num_classes, device)
     annealing = weighted_sum(LOSSES['AnnealingKDLoss'])
-    boxes = {
-        'teacher every step': make_box(make_config(datasets, annealing, args.batch_size), teacher,
-                                       copy.deepcopy(student), device),
-        'cached (memory)': make_box(make_config(datasets, annealing, args.batch_size, cache_mode='memory'),
-                                    teacher, copy.deepcopy(student), device),
-        'cached (disk)': make_box(make_config(datasets, annealing, args.batch_size, cache_mode='disk',
-                                              cache_dir=cache_dir), teacher, copy.deepcopy(student), device),
-    }
+    configs = {'teacher every step': make_config(datasets, annealing, args.batch_size),
+               'cached (memory)': make_config(datasets, annealing, args.batch_size, cache_mode='memory'),
+               'cached (disk)': make_config(datasets, annealing, args.batch_size, cache_mode='disk',
+                                            cache_dir=cache_dir)}
+    boxes = {name: make_box(config, teacher, copy.deepcopy(student), device) for name, config in configs.items()}
     boxes['student only'] = make_box(make_config(datasets, weighted_sum(CE, CE_WRAPPER), args.batch_size,
                                                  teacher=False), None, copy.deepcopy(student), device)
-    fill, teacher_calls = {clock: {} for clock in CLOCKS}, {name: 0 for name in ('cached (memory)', 'cached (disk)')}
-    for name in teacher_calls:
-        wrapper = boxes[name].teacher_model
-        assert isinstance(wrapper, CachedTeacherWrapper)
-        synchronize(device)
-        wall, cpu = time.perf_counter(), time.process_time()
-        run_epoch(boxes[name], 0)
-        synchronize(device)
-        fill['wall'][name], fill['cpu'][name] = time.perf_counter() - wall, time.process_time() - cpu
+    return boxes
 
+
+def _fill_caches(boxes, device):
+    """Runs one filling epoch of each cached box (timed), then counts every teacher call the box makes after it."""
+    wrappers = {name: boxes[name].teacher_model for name in CACHED}
+    assert all(isinstance(wrapper, CachedTeacherWrapper) for wrapper in wrappers.values())
+    times = time_interleaved({name: (lambda box=boxes[name]: run_epoch(box, 0)) for name in CACHED}, 1, device,
+                             warmup=0)
+    teacher_calls = {name: 0 for name in CACHED}
+    for name, wrapper in wrappers.items():
         def counting(*args, forward_proc=wrapper.teacher_forward_proc, name=name, **kwargs):
             teacher_calls[name] += 1
             return forward_proc(*args, **kwargs)
 
         wrapper.teacher_forward_proc = counting  # from now on every teacher call is counted
+    return {clock: {name: values[0] for name, values in by_name.items()} for clock, by_name in times.items()}, \
+        teacher_calls
+
+
+def measure_epochs(args: argparse.Namespace, device: torch.device, datasets: dict, cache_dir: str) -> dict:
+    """(b): one Stage-I epoch with the teacher on every step, with cached outputs, and student-only training."""
+    boxes = _epoch_boxes(args, device, datasets, cache_dir)
+    fill, teacher_calls = _fill_caches(boxes, device)
     counters = {name: 0 for name in boxes}
 
     def epoch(name):
         run_epoch(boxes[name], counters[name] % STAGE_EPOCHS)
         counters[name] += 1
 
+    def interleaved(names, repeats):
+        return time_interleaved({name: (lambda name=name: epoch(name)) for name in names}, repeats, device, warmup=0)
+
     # The cheap variants are repeated often; the teacher-every-step epoch (~10x longer) a few times beside them.
-    cheap = time_interleaved({name: (lambda name=name: epoch(name)) for name in
-                              ('cached (memory)', 'cached (disk)', 'student only')}, args.epoch_repeats, device,
-                             warmup=0)
-    with_teacher = time_interleaved({name: (lambda name=name: epoch(name)) for name in
-                                     ('teacher every step', 'cached (memory)', 'student only')},
-                                    args.teacher_epoch_repeats, device, warmup=0)
-    cheap_pairs = {'cached (memory) / student only': ('cached (memory)', 'student only'),
-                   'cached (disk) / student only': ('cached (disk)', 'student only')}
-    teacher_pairs = {'teacher every step / cached (memory)': ('teacher every step', 'cached (memory)'),
-                     'teacher every step / student only': ('teacher every step', 'student only')}
-    cheap_ratios, teacher_ratios = ratios(cheap, cheap_pairs), ratios(with_teacher, teacher_pairs)
-    cheap_spread, teacher_spread = ratio_quartiles(cheap, cheap_pairs), ratio_quartiles(with_teacher, teacher_pairs)
+    cheap = interleaved(CACHED + ('student only',), args.epoch_repeats)
+    with_teacher = interleaved(('teacher every step', 'cached (memory)', 'student only'), args.teacher_epoch_repeats)
+    cheap_ratios = paired_ratios(cheap, {f'{name} / student only': (name, 'student only') for name in CACHED})
+    teacher_ratios = paired_ratios(with_teacher, {
+        f'teacher every step / {name}': ('teacher every step', name) for name in ('cached (memory)', 'student only')})
     return {'epoch': summary(cheap), 'epoch_with_teacher': summary(with_teacher), 'fill_epoch_s': fill,
             'teacher_calls_after_filling': teacher_calls,
-            'ratios': {clock: dict(cheap_ratios[clock], **teacher_ratios[clock]) for clock in CLOCKS},
-            'ratio_quartiles': {clock: dict(cheap_spread[clock], **teacher_spread[clock]) for clock in CLOCKS}}
+            **{key: merge_by_clock(cheap_ratios[key], teacher_ratios[key]) for key in ('ratios', 'ratio_quartiles')}}
 
 
 RUNNER_VARIANTS = ('plain loop', 'runner', 'runner, per-sample batches')
 
 
-def measure_runner(args):
+def _runner_variant(overhead, method, variant, epochs, directory, teacher_ckpt, accuracy):
+    """One call of (c): ``method``'s digits student trained by ``variant``; keeps its accuracy in ``accuracy``."""
+    config, ckpt = overhead.CONFIGS[method], teacher_ckpt if method == 'kd' else None
+
+    def call():
+        accuracy[f'{method}: {variant}'] = overhead.plain_loop(config, epochs, teacher_ckpt=ckpt) \
+            if variant == 'plain loop' else overhead.runner_run(
+                config, epochs, os.path.join(directory, 'run'), teacher_ckpt=ckpt,
+                per_sample=variant == RUNNER_VARIANTS[2])
+    return call
+
+
+def measure_runner(args: argparse.Namespace) -> dict:
     """(c): the digits student trained by the runner and by a plain PyTorch loop (``benchmarks.runner_overhead``),
     each method's three variants interleaved, one torch thread (as the harness runs them); then a cProfile
     breakdown of one KD runner run and the import time of a fresh interpreter."""
@@ -325,18 +295,9 @@ def measure_runner(args):
     try:
         with tempfile.TemporaryDirectory(prefix='perf-runner-') as directory:
             teacher = overhead.train_teacher(os.path.join(directory, 'teacher'))
-
-            def variant(method, name):
-                config, ckpt = overhead.CONFIGS[method], teacher if method == 'kd' else None
-
-                def call():
-                    accuracy[f'{method}: {name}'] = overhead.plain_loop(config, args.runner_epochs, teacher_ckpt=ckpt) \
-                        if name == 'plain loop' else overhead.runner_run(
-                            config, args.runner_epochs, os.path.join(directory, 'run'), teacher_ckpt=ckpt,
-                            per_sample=name == RUNNER_VARIANTS[2])
-                return call
-            times = time_interleaved({f'{method}: {name}': variant(method, name) for method in overhead.CONFIGS
-                                      for name in RUNNER_VARIANTS}, args.runner_repeats, torch.device('cpu'))
+            times = time_interleaved({f'{method}: {name}': _runner_variant(
+                overhead, method, name, args.runner_epochs, directory, teacher, accuracy)
+                for method in overhead.CONFIGS for name in RUNNER_VARIANTS}, args.runner_repeats, torch.device('cpu'))
             profile = overhead.profile_runner(overhead.CONFIGS['kd'], args.runner_epochs, teacher)
         imports = overhead.import_seconds()
     finally:
@@ -347,11 +308,11 @@ def measure_runner(args):
         pairs[f'{method}: runner, per-sample batches / plain loop'] = (f'{method}: {RUNNER_VARIANTS[2]}',
                                                                        f'{method}: plain loop')
     return {'epochs': args.runner_epochs, 'repeats': args.runner_repeats, 'run': summary(times),
-            'ratios': ratios(times, pairs), 'ratio_quartiles': ratio_quartiles(times, pairs),
-            'accuracy': accuracy, 'profile_kd_runner_s': profile, 'import_s': imports}
+            **paired_ratios(times, pairs), 'accuracy': accuracy, 'profile_kd_runner_s': profile,
+            'import_s': imports}
 
 
-def run(args):
+def run(args: argparse.Namespace) -> dict:
     """Runs the measurements of ``args.sections`` and returns the result dict (also written to ``args.output``)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
@@ -378,13 +339,12 @@ def _resnet(args, device, datasets):
     steps = measure_steps(args, device, datasets)
     with tempfile.TemporaryDirectory(prefix='perf-teacher-cache-') as cache_dir:
         epochs = measure_epochs(args, device, datasets, cache_dir)
-    all_ratios = {clock: dict(steps['ratios'][clock], **epochs['ratios'][clock]) for clock in CLOCKS}
+    all_ratios = merge_by_clock(steps['ratios'], epochs['ratios'])
     met = {clock: {'step': all(all_ratios[clock][f'{n} / KDLoss step'] <= STEP_TARGET
                                for n in ('AnnealingKDLoss', 'ContinuationKDLoss')),
                    'epoch': all_ratios[clock]['cached (memory) / student only'] <= EPOCH_TARGET} for clock in CLOCKS}
     return {'step': steps, 'stage1_epoch': epochs, 'ratios': all_ratios,
-            'ratio_quartiles': {clock: dict(steps['ratio_quartiles'][clock], **epochs['ratio_quartiles'][clock])
-                                for clock in CLOCKS}}, met
+            'ratio_quartiles': merge_by_clock(steps['ratio_quartiles'], epochs['ratio_quartiles'])}, met
 
 
 def _run(args):
@@ -424,13 +384,6 @@ def _target(name):
     return EPOCH_TARGET if name == 'cached (memory) / student only' else None
 
 
-def _time_rows(lines, section, unit, scale, width=36):
-    digits = 2 if unit == 's' else 1
-    for name in section['wall']:
-        lines.append(f"    {name:<{width}} {section['wall'][name]['median_s'] * scale:10.{digits}f} "
-                     f"{section['cpu'][name]['median_s'] * scale:10.{digits}f}  {unit}")
-
-
 def _ratio_rows(lines, ratios_by_clock, quartiles, width=40):
     lines.append('ratios: median over repetitions of the ratio within a repetition [quartiles of those ratios]')
     lines.append(f"    {'':<{width}} {'wall':>21} {'cpu':>21}")
@@ -443,27 +396,28 @@ def _ratio_rows(lines, ratios_by_clock, quartiles, width=40):
         lines.append(f"    {name:<{width}} {wall:6.3f} {spread['wall']:>14} {cpu:6.3f} {spread['cpu']:>14}{verdict}")
 
 
+def _epoch_rows(epochs):
+    """(b)'s rows: the interleaved epochs, the teacher-every-step epoch and the single filling epochs."""
+    rows = {clock: dict(epochs['epoch'][clock], **{'teacher every step': epochs['epoch_with_teacher'][clock][
+        'teacher every step']}) for clock in CLOCKS}
+    for clock in CLOCKS:
+        rows[clock].update({f'{name}, filling epoch': {'samples_s': [seconds]}
+                            for name, seconds in epochs['fill_epoch_s'][clock].items()})
+    return rows
+
+
 def _resnet_table(result, lines):
     settings = result['settings']
-    header = f"    {'':<36} {'wall':>10} {'cpu':>10}"
     lines.append(f"ResNet-110 -> ResNet-8, {settings['input']}, batch {settings['batch_size']}, "
                  f"{settings['num_classes']} classes")
-    lines.append(f"(a) training step (teacher fwd, student fwd, loss, backward, SGD), median of "
-                 f"{settings['step_repeats']} interleaved repetitions")
-    lines.append(header)
-    _time_rows(lines, result['step']['step'], 'ms', 1e3)
-    lines.append(f"    loss alone (forward + backward on fixed logits), median of {settings['step_repeats'] * 3}")
-    _time_rows(lines, result['step']['loss_only'], 'us', 1e6)
-    lines.append(f"(b) Stage-I epoch of {settings['epoch_samples']} samples, median of {settings['epoch_repeats']} "
-                 f"interleaved repetitions ({settings['teacher_epoch_repeats']} with the teacher every step)")
-    lines.append(header)
-    _time_rows(lines, result['stage1_epoch']['epoch'], 's', 1)
-    teacher = result['stage1_epoch']['epoch_with_teacher']
-    lines.append(f"    {'teacher every step':<36} {teacher['wall']['teacher every step']['median_s']:10.2f} "
-                 f"{teacher['cpu']['teacher every step']['median_s']:10.2f}  s")
-    fill = result['stage1_epoch']['fill_epoch_s']
-    for name in fill['wall']:
-        lines.append(f"    {name + ', filling epoch':<36} {fill['wall'][name]:10.2f} {fill['cpu'][name]:10.2f}  s")
+    lines.append(compare_table({
+        f"(a) training step (teacher fwd, student fwd, loss, backward, SGD), median of {settings['step_repeats']} "
+        f"interleaved repetitions": result['step']['step'],
+        f"loss alone (forward + backward on fixed logits), median of {settings['step_repeats'] * 3}":
+            result['step']['loss_only'],
+        f"(b) Stage-I epoch of {settings['epoch_samples']} samples, median of {settings['epoch_repeats']} interleaved "
+        f"repetitions ({settings['teacher_epoch_repeats']} with the teacher every step)":
+            _epoch_rows(result['stage1_epoch'])}, settings['threads']))
     _ratio_rows(lines, result['ratios'], result['ratio_quartiles'])
     lines.append('    step ratio to KDLoss from the loss cost alone, 1 + (loss - KDLoss loss) / KDLoss step:')
     loss_cost = result['step']['loss_cost_step_ratios']
@@ -473,11 +427,9 @@ def _resnet_table(result, lines):
 
 
 def _runner_table(section, lines):
-    lines.append(f"(c) digits student (MLP 64-4-10), {section['epochs']} epochs with validation every epoch, one torch "
-                 f"thread: runner against a plain PyTorch loop, median of {section['repeats']} interleaved "
-                 f"repetitions")
-    lines.append(f"    {'':<44} {'wall':>10} {'cpu':>10}")
-    _time_rows(lines, section['run'], 's', 1, width=44)
+    lines.append(compare_table({
+        f"(c) digits student (MLP 64-4-10), {section['epochs']} epochs with validation every epoch: runner against a "
+        f"plain PyTorch loop, median of {section['repeats']} interleaved repetitions": section['run']}, 1))
     _ratio_rows(lines, section['ratios'], section['ratio_quartiles'], width=48)
     accuracy = ', '.join(f"{name} {value['test']:.1f}" for name, value in section['accuracy'].items())
     lines.append(f'    test accuracy of the last repetition (same work, not the same random draws): {accuracy}')
@@ -491,8 +443,9 @@ def _runner_table(section, lines):
                  f"worker): {section['import_s']:.1f} s wall")
 
 
-def format_table(result):
-    """The measured figures as a plain-text table (wall clock and process CPU time side by side)."""
+def format_table(result: dict) -> str:
+    """The measured figures as plain text: torch.utils.benchmark's tables of the times (the median of the wall
+    clock and of the process CPU clock side by side), then the ratios against their targets."""
     settings, lines = result['settings'], []
     load = settings['load_average_before'][0], settings['load_average_after'][0]
     lines.append(f"device {settings['device']}, torch.set_num_threads({settings['threads']}) on "
@@ -505,7 +458,7 @@ def format_table(result):
     return '\n'.join(lines)
 
 
-def get_args(argv=None):
+def get_args(argv: list = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true', help='small and fast (for tests; at most a minute)')
     parser.add_argument('--output', help='JSON output (default runs/perf/perf.json, or perf_quick.json)')
@@ -548,7 +501,7 @@ def get_args(argv=None):
     return args
 
 
-def main(argv=None):
+def main(argv: list = None) -> dict:
     result = run(get_args(argv))
     print(format_table(result))
     return result

@@ -133,7 +133,7 @@ def _stage_split(history):
 def _identity(suite_name, job, output_dir, device, versions):
     return {
         'suite': suite_name, 'method': job.method, 'role': job.role, 'group': job.group, 'seed': job.seed,
-        'teacher': job.teacher, 'device': device, 'config': job.config, 'overrides': job.overrides,
+        'teacher': job.teacher_role, 'device': device, 'config': job.config, 'overrides': job.overrides,
         'config_hash': job.config_hash, 'run_dir': os.path.relpath(job.run_dir, output_dir), 'versions': versions,
         'finished_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
     }

@@ -7,7 +7,7 @@ state in memory, and tests that state at the end. The runner does the same throu
 what a reusable tool needs: config parsing and checks, per-step io-dict extraction, a finite-loss check,
 atomic checkpoint writes at each validation improvement, ``result.json``, logs and end-of-run diagnostics.
 
-Variants, interleaved with the order rotating (``benchmarks.perf.time_interleaved``): ``plain loop``,
+Variants, interleaved with the order rotating (``benchmarks.timing.time_interleaved``): ``plain loop``,
 ``runner`` (the configs as shipped) and ``runner, per-sample batches`` (the same configs with torchdistill's
 default per-sample fetching and ``default_collate``, i.e. the loaders before ``BatchFetchDatasetWrapper`` /
 ``collate_tensor_rows``). :func:`profile_runner` splits one runner run into where its time goes.

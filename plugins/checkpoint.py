@@ -3,7 +3,8 @@
 Every checkpoint goes through :func:`load_checkpoint` (``torch.load(weights_only=True, map_location='cpu')``:
 tensors, numbers, strings and containers only, never code), and :func:`load_model_weights` checks the parameter
 names and shapes against the model before loading. torchdistill's ``load_ckpt`` uses ``weights_only=False``; our
-checkpoints never go through it. Checkpoints are written by :func:`plugins.atomic_files.atomic_torch_save`.
+checkpoints never go through it. A Hugging Face ``save_pretrained`` folder is read through its
+safetensors file. Checkpoints are written by :func:`plugins.atomic_files.atomic_torch_save`.
 """
 import argparse
 import os
@@ -13,13 +14,13 @@ from typing import Any
 
 import torch
 
-# The former home of the atomic writers: kept importable from here for code written before the split.
-from .atomic_files import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text  # noqa: F401
 from .errors import CheckpointError
 
-__all__ = ['load_checkpoint', 'checkpoint_state_dict', 'load_model_weights', 'verify_checkpoint']
+__all__ = ['load_checkpoint', 'checkpoint_state_dict', 'load_model_weights', 'verify_checkpoint', 'checkpoint_exists']
 
 _MAX_LISTED = 4  # mismatching parameter names shown in an error
+# The weights of a Hugging Face save_pretrained folder (unsharded), read without pickle or weights-only.
+PRETRAINED_WEIGHT_FILES = ('model.safetensors', 'pytorch_model.bin')
 
 
 def load_checkpoint(path: str, what: str = 'checkpoint', mmap: bool = False) -> Any:
@@ -31,6 +32,8 @@ def load_checkpoint(path: str, what: str = 'checkpoint', mmap: bool = False) -> 
     path = os.path.expanduser(os.fspath(path))
     if not os.path.exists(path):
         raise CheckpointError(f'{what}: no file at {path!r}')
+    if os.path.isdir(path):
+        return _load_pretrained_folder(path, what)
     if not os.path.isfile(path):
         raise CheckpointError(f'{what}: {path!r} is not a file')
     try:
@@ -49,6 +52,30 @@ def load_checkpoint(path: str, what: str = 'checkpoint', mmap: bool = False) -> 
         raise CheckpointError(f'{what}: {path!r} ({os.path.getsize(path)} bytes) is not a complete PyTorch checkpoint '
                               f'(truncated, damaged or another kind of file; a torch.save archive is expected): '
                               f'{type(error).__name__}: {reason}') from None
+
+
+def _load_pretrained_folder(path, what):
+    """The state dict of a ``save_pretrained`` folder: ``model.safetensors`` (safetensors holds tensors only), else
+    ``pytorch_model.bin`` through :func:`load_checkpoint`."""
+    names = [name for name in PRETRAINED_WEIGHT_FILES if os.path.isfile(os.path.join(path, name))]
+    if not names:
+        raise CheckpointError(f'{what}: {path!r} is not a file, nor a Hugging Face save_pretrained folder (unsharded): '
+                              f'it has no {" or ".join(PRETRAINED_WEIGHT_FILES)}')
+    weights = os.path.join(path, names[0])
+    if names[0].endswith('.bin'):
+        return load_checkpoint(weights, what)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(weights, device='cpu')
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f'{what}: {weights!r} is not a complete safetensors file: {error}') from None
+
+
+def checkpoint_exists(path) -> bool:
+    """Whether ``path`` holds a checkpoint to load: a file, or a ``save_pretrained`` folder with its weights."""
+    path = os.path.expanduser(os.fspath(path))
+    return os.path.isfile(path) or any(os.path.isfile(os.path.join(path, name)) for name in PRETRAINED_WEIGHT_FILES)
 
 
 def checkpoint_state_dict(checkpoint: Any, path: str, what: str = 'checkpoint') -> Mapping:

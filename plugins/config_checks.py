@@ -15,13 +15,14 @@ from torchdistill.losses.registry import get_high_level_loss
 from torchdistill.models.registry import MODEL_DICT
 from torchdistill.optim.registry import OPTIM_DICT, SCHEDULER_DICT
 
+from .checkpoint import checkpoint_exists
 from .config_util import check_integer, check_number, stage_configs, uses_teacher
 from .errors import ConfigError
 from .evaluation import get_metric
 from .losses.scheduled import find_scheduled_losses
 from .stages import check_stage_hooks
 
-__all__ = ['ConfigError', 'CheckedStage', 'checked_stages', 'check_config', 'check_seed', 'check_device',
+__all__ = ['ConfigError', 'CheckedStage', 'checked_stages', 'check_seed', 'check_device',
            'check_directory', 'parse_value', 'SEED_RANGE']
 
 SCHEDULE_HOOK = 'advance_loss_schedules'
@@ -122,7 +123,7 @@ def _check_models(models, require_files):
             _check_registered(field, model, MODEL_DICT, 'model', leading=0)
         ckpt = model.get('src_ckpt')
         if name != 'teacher_model' and ckpt is not None and require_files and \
-                not os.path.isfile(os.path.expanduser(str(ckpt))):  # torchdistill would start from scratch silently
+                not checkpoint_exists(str(ckpt)):  # torchdistill would start from scratch silently
             raise ConfigError(f'{field}.src_ckpt: no file at {ckpt!r}')
 
 
@@ -173,9 +174,6 @@ def checked_stages(config: dict, teacher_ckpt: Optional[str] = None, require_fil
     return checked
 
 
-check_config = checked_stages  # the former name, for callers not yet renamed (the GLUE tests)
-
-
 def _check_stage_hooks(config, checked):
     try:
         check_stage_hooks(config, [(field, stage) for field, stage, _ in checked],
@@ -213,7 +211,7 @@ def _check_teacher(models, field, teacher_ckpt, require_files):
         raise ConfigError('models.teacher_model.src_ckpt is not set: a teacher must be trained; train it with '
                           'its own config first, then set src_ckpt (or pass --teacher-ckpt); set '
                           'weights_in_kwargs: true when the model kwargs already load trained weights')
-    if ckpt is not None and require_files and not os.path.isfile(os.path.expanduser(ckpt)):
+    if ckpt is not None and require_files and not checkpoint_exists(ckpt):  # a file or a save_pretrained folder
         raise ConfigError(f'models.teacher_model.src_ckpt: no file at {ckpt!r}')
 
 

@@ -1,4 +1,6 @@
 """Evaluation metrics and the evaluation loop used by the runner."""
+from collections.abc import Mapping
+
 import torch
 import torchdistill.core.interfaces.forward_proc  # noqa: F401  (registers the forward functions)
 from torchdistill.core.interfaces.registry import get_forward_proc_func
@@ -6,7 +8,8 @@ from torchdistill.core.interfaces.registry import get_forward_proc_func
 from .distributed import gather_in_dataset_order, unpadded_shard
 from .errors import ConfigError
 
-__all__ = ['Metric', 'METRICS', 'register_metric', 'get_metric', 'evaluate', 'model_logits', 'to_device']
+__all__ = ['Metric', 'METRICS', 'register_metric', 'get_metric', 'evaluate', 'model_logits', 'to_device',
+           'training_batch', 'evaluation_batch']
 
 
 class Metric:
@@ -55,11 +58,27 @@ def to_device(batch, device):
     """Moves a tensor, or the tensors inside a dict / list / tuple, to ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return type(batch)((key, to_device(value, device)) for key, value in batch.items())
+    if isinstance(batch, Mapping):  # a dict, or a Hugging Face collator's BatchEncoding (a plain dict then)
+        return (type(batch) if isinstance(batch, dict) else dict)(
+            (key, to_device(value, device)) for key, value in batch.items())
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(value, device) for value in batch)
     return batch
+
+
+def training_batch(batch):
+    """``(sample_batch, targets, supp_dict)`` of a training batch as drivers pass it to ``forward_process``:
+    torchdistill's triples, or a mapping of model inputs that holds its ``labels`` (a Hugging Face collator's
+    batch), passed whole with ``targets`` None as torchdistill's text-classification script does."""
+    return (batch, None, None) if isinstance(batch, Mapping) else batch
+
+
+def evaluation_batch(batch):
+    """``(model inputs, targets)`` of an evaluation batch: torchdistill's ``(sample, target, ...)``, or a mapping
+    whose ``labels`` are split off (the text script evaluates ``model(**batch)`` without them)."""
+    if isinstance(batch, Mapping):
+        return {key: value for key, value in batch.items() if key != 'labels'}, batch['labels']
+    return batch[0], batch[1]
 
 
 def model_logits(output):
@@ -85,9 +104,11 @@ def evaluate(model, data_loader, device, metric, forward_proc=None):
     model.eval()
     outputs, targets = [], []
     for batch in data_loader:
-        sample_batch, target = batch[0], batch[1]
+        sample_batch, target = evaluation_batch(batch)
         sample_batch, target = to_device(sample_batch, device), to_device(target, device)
-        outputs.append(model_logits(forward(model, sample_batch, target, None)).float().cpu())
+        # a collator's dict runs as model(**inputs), without its labels, as torchdistill's text script evaluates
+        output = model(**sample_batch) if isinstance(batch, Mapping) else forward(model, sample_batch, target, None)
+        outputs.append(model_logits(output).float().cpu())
         targets.append(target.cpu())
     model.train(was_training)
     if shard_indices is not None:

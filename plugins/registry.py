@@ -7,8 +7,8 @@ from torchdistill.core.interfaces.registry import POST_EPOCH_PROC_FUNC_DICT, PRE
     register_post_epoch_proc_func, register_pre_epoch_proc_func
 from torchdistill.datasets.registry import COLLATE_FUNC_DICT, DATASET_DICT, DATASET_WRAPPER_DICT, \
     register_collate_func, register_dataset, register_dataset_wrapper
-from torchdistill.losses.registry import LOSS_DICT, LOSS_WRAPPER_DICT, MIDDLE_LEVEL_LOSS_DICT, \
-    register_loss_wrapper, register_mid_level_loss
+from torchdistill.losses.registry import FUNC2EXTRACT_MODEL_OUTPUT_DICT, LOSS_DICT, LOSS_WRAPPER_DICT, \
+    MIDDLE_LEVEL_LOSS_DICT, register_func2extract_model_output, register_loss_wrapper, register_mid_level_loss
 from torchdistill.models.registry import AUXILIARY_MODEL_WRAPPER_DICT, MODEL_DICT, register_auxiliary_model_wrapper, \
     register_model
 from torchdistill.optim.registry import SCHEDULER_DICT, register_scheduler
@@ -16,7 +16,8 @@ from torchdistill.optim.registry import SCHEDULER_DICT, register_scheduler
 __all__ = ['register_new_mid_level_loss', 'register_new_loss_wrapper', 'register_new_model',
            'register_new_pre_epoch_proc_func', 'register_new_post_epoch_proc_func', 'register_new_dataset',
            'register_new_dataset_wrapper',
-           'register_new_auxiliary_model_wrapper', 'register_new_collate_func', 'register_new_scheduler']
+           'register_new_auxiliary_model_wrapper', 'register_new_collate_func', 'register_new_scheduler',
+           'register_new_func2extract_model_output']
 
 
 def _refusing(register, *registries):
@@ -43,3 +44,4 @@ register_new_dataset_wrapper = _refusing(register_dataset_wrapper, DATASET_WRAPP
 register_new_auxiliary_model_wrapper = _refusing(register_auxiliary_model_wrapper, AUXILIARY_MODEL_WRAPPER_DICT)
 register_new_collate_func = _refusing(register_collate_func, COLLATE_FUNC_DICT)
 register_new_scheduler = _refusing(register_scheduler, SCHEDULER_DICT)
+register_new_func2extract_model_output = _refusing(register_func2extract_model_output, FUNC2EXTRACT_MODEL_OUTPUT_DICT)

@@ -48,7 +48,8 @@ from .config_util import apply_overrides, uses_teacher
 from .diagnostics import training_diagnostics
 from .divergence import loss_guard
 from .errors import CheckpointError, ConfigError, OutputWriteError, TeacherCacheError, TrainingDivergedError
-from .evaluation import Metric, evaluate, get_metric, to_device
+from .evaluation import Metric, evaluate, get_metric, to_device, training_batch
+from .glue.text_schema import adapt_text_schema
 from .hooks import stage_position, tell_stage_length
 from .idle_teacher import release_idle_teacher
 from .losses.scheduled import find_scheduled_losses
@@ -63,8 +64,10 @@ __all__ = ['load_config', 'apply_overrides', 'build_model', 'train_and_test', 'r
 def load_config(path: str, loader_class: type = ConfigLoader) -> dict:
     """Loads a torchdistill YAML config (custom tags included) and imports its ``dependencies``.
 
-    Raises :class:`ConfigError` naming the file and field for a missing, empty or invalid file, a top level that
-    is not a mapping, a tag whose call fails (e.g. a data set split that does not exist) or a missing dependency.
+    A config in the schema of torchdistill's text-classification script is adapted for the runner
+    (:mod:`plugins.glue.text_schema`). Raises :class:`ConfigError` naming the file and field for a missing, empty or
+    invalid file, a top level that is not a mapping, a tag whose call fails (e.g. a data set split that does not
+    exist) or a missing dependency.
     """
     import plugins  # noqa: F401  (configs may name our keys without listing the dependency)
     config = read_config_file(path, loader_class)
@@ -73,7 +76,7 @@ def load_config(path: str, loader_class: type = ConfigLoader) -> dict:
     except (ImportError, TypeError, KeyError, AttributeError) as error:
         raise ConfigError(f'{path}: dependencies: {error}') from error
     config['teacher_cache'] = teacher_cache_settings(config.get('teacher_cache'))  # all fields, so --set works
-    return config
+    return adapt_text_schema(config)  # torchdistill's text-classification schema: tokenised datasets, HF models
 
 
 def build_model(model_config: Mapping, device: torch.device, ckpt: Optional[str] = None,
@@ -106,7 +109,8 @@ def _train_one_epoch(box, device, epoch, show_progress):
     guard = loss_guard(box)
     total_loss, num_samples, start = 0.0, 0, time.perf_counter()
     batches = tqdm(box.train_data_loader, desc=f'epoch {epoch}', leave=False, disable=not show_progress)
-    for step, (sample_batch, targets, supp_dict) in enumerate(batches):
+    for step, batch in enumerate(batches):
+        sample_batch, targets, supp_dict = training_batch(batch)  # text batches hold their labels: targets None
         sample_batch, targets = to_device(sample_batch, device), to_device(targets, device)
         loss = box.forward_process(sample_batch, targets, supp_dict)
         box.post_forward_process(loss=loss)
@@ -114,7 +118,7 @@ def _train_one_epoch(box, device, epoch, show_progress):
         # One process stops at once; under torchrun every rank ends the epoch and all stop together below.
         if guard.check(value, epoch, step) and not dist_util.is_distributed():
             raise TrainingDivergedError(guard.message)
-        batch_size = len(targets)
+        batch_size = len(targets if targets is not None else sample_batch['labels'])
         total_loss += value * batch_size
         num_samples += batch_size
         if show_progress:  # a disabled bar still formats its postfix

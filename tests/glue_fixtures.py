@@ -3,8 +3,8 @@
 Everything is written to a temporary folder in the formats the real code reads: GLUE TSV folders as the
 GLUE download script leaves them, a WordPiece ``BertTokenizer`` and a byte-level BPE ``RobertaTokenizer``
 built from a small vocabulary, and BERT / RoBERTa encoders (no classification head, like a hub checkpoint)
-saved with ``save_pretrained``. The expected labels use the Hugging Face ``glue`` class order, written out
-here independently of ``plugins.glue.tasks``.
+saved with ``save_pretrained``, and fine-tuned-style sequence classifiers (a teacher's checkpoint folder). The
+expected labels use the Hugging Face ``glue`` class order, written out here independently of ``plugins.glue.tasks``.
 """
 import os
 import random
@@ -165,3 +165,16 @@ def make_family(root, family):
         env[f'KD_GLUE_{role}'] = make_encoder(os.path.join(root, f'{family}_{role.lower()}'), model_type, tokenizer,
                                               num_hidden_layers=layers)
     return env
+
+
+def make_classifier_folder(path, encoder_path, num_labels, tokenizer_path=None, seed=0):
+    """A sequence classifier on ``encoder_path`` (its head initialised with ``seed``) saved with ``save_pretrained``,
+    with the tokenizer when given: what a fine-tuning run of torchdistill's text script leaves as a teacher."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)
+    AutoModelForSequenceClassification.from_pretrained(encoder_path, num_labels=num_labels).save_pretrained(path)
+    if tokenizer_path is not None:
+        AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(path)
+    return path

@@ -3,29 +3,57 @@
 The configs follow torchdistill's sample layout ``yaml_configs/<dataset>/<method>/<student>_from_<teacher>.yaml``
 (models trained from scratch: ``yaml_configs/<dataset>/ce/<model>.yaml``) for the Annealing-KD paper's two CIFAR
 families: ResNet (teacher resnet110, TA resnet20, student resnet8) and TAKD's plain CNNs (10 / 4 / 2 layers).
-Edit this script rather than the YAMLs, so that every config keeps the same settings; ``--check`` only reports
-whether the files on disk are up to date (as the tests do).
+``FAMILIES`` (the models) and ``RUNS`` (what each config trains, from which teacher) are the one table the CIFAR
+suites read too (``benchmarks/suites/cifar.py``, through :func:`config_file`). Each config is built as a data
+structure and dumped (``yaml_configs/config_generation.py``). Edit this script rather than the YAMLs, so that every
+config keeps the same settings; ``--check`` only reports whether the files on disk are up to date (as the tests do).
 """
 import os
 import sys
+from typing import NamedTuple, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+if os.path.dirname(HERE) not in sys.path:  # run as a script: the packages live at the repository root
+    sys.path.insert(0, os.path.dirname(HERE))
 
 from continuation.hinge import DEFAULT_MARGIN  # noqa: E402
-from yaml_configs.config_generation import best_checkpoints_block, config_path, dst_ckpt_line, fill_dst_ckpts, \
-    stage_checkpoints_hook, sync_configs  # noqa: E402
+from yaml_configs.config_generation import STAGE_CHECKPOINTS_HOOK, Flow, FlowMapping, ImportCall, ImportGet, Note, \
+    best_checkpoints, config_path, dst_ckpt, dump_config, final_ckpt, sync_configs  # noqa: E402
 
 DATASETS = {'cifar10': 10, 'cifar100': 100}
 FAMILIES = {
     'resnet': {'teacher': 'resnet110', 'ta': 'resnet20', 'student': 'resnet8'},
     'cnn': {'teacher': 'plain_cnn10', 'ta': 'plain_cnn4', 'student': 'plain_cnn2'},
 }
+
+
+class Run(NamedTuple):
+    """What a config trains: the model of ``role`` by ``method`` (a folder), from the run ``teacher`` (or None)."""
+    method: str
+    role: str
+    teacher: Optional[str] = None
+
+
+# Every config of a family, by run name. A run that teaches another is named by its role ('teacher', 'ta'), so
+# that a Run's ``teacher`` is both the role the suites hand its checkpoint to and the run that writes it.
+RUNS = {
+    'teacher': Run('ce', 'teacher'),
+    'ta_scratch': Run('ce', 'ta'),  # the TA alone, for reference (no suite runs it)
+    'scratch': Run('ce', 'student'),
+    'ta': Run('kd', 'ta', 'teacher'),  # TAKD's first step
+    'kd': Run('kd', 'student', 'teacher'),
+    'takd': Run('takd', 'student', 'ta'),
+    'annealing_kd': Run('annealing_kd', 'student', 'teacher'),
+    'continuation_kd': Run('continuation_kd', 'student', 'teacher'),
+}
+
 EPOCHS = 160
-MILESTONES = [80, 120]
 KD_TEMPERATURE, KD_ALPHA = 5.0, 0.5
 MAX_TEMPERATURE = 10
 DATA_ROOT = '~/datasets'
+# Continuation-KD (Jafari et al., EMNLP 2022 Findings), CIFAR settings of its Section 5 and Eq. 7.
+CKD_EPOCHS, CKD_MAX_TEMPERATURE, CKD_LR, CKD_BATCH_SIZE = 200, 20, 0.2, 32
+CKD_PSI = {'ramp': '3/4'}  # Eq. 7: psi = min(1, e / 150) at 200 epochs; as a fraction, valid for any budget >= 4
 
 HEADER = """\
 # {title}
@@ -47,119 +75,11 @@ KD_NOTE = """\
 # Annealing_KD/computer_vision_tasks/annealing_kd_train.py). torchdistill's KDLoss alpha weights the
 # cross-entropy: alpha = 1 - lambda.
 """
-
-
-def dataset_block(dataset):
-    lines = ['datasets:']
-    for split in ('train', 'val', 'test'):
-        lines += [f"  &{dataset}_{split} {dataset}/{split}: !import_call",
-                  "    key: 'plugins.datasets.cifar.cifar_split'",
-                  '    init:',
-                  '      kwargs:',
-                  f"        dataset: '{dataset}'",
-                  f"        split: '{split}'",
-                f"        root: '{DATA_ROOT}'  # $KD_DATA_ROOT, when set, overrides it"]
-        if split != 'test':
-            lines += ['        val_size: 0.1  # 5,000 of the 50,000 official training images, stratified',
-                      '        split_seed: 0  # the same validation images for every method and seed']
-    return '\n'.join(lines) + '\n'
-
-
-def model_block(name, key, num_classes, src_ckpt=None):
-    text = f"  {name}:\n    key: '{key}'\n    kwargs:\n      num_classes: {num_classes}\n"
-    text += f"    src_ckpt: '{src_ckpt}'\n" if src_ckpt else ''
-    return text + (dst_ckpt_line() if name in ('model', 'student_model') else '')
-
-
-def loaders_block(dataset, indent):
-    pad = ' ' * indent
-    return (f"{pad}train_data_loader:\n"
-            f"{pad}  dataset_id: *{dataset}_train\n"
-            f"{pad}  sampler:\n"
-            f"{pad}    class_or_func: !import_get\n"
-            f"{pad}      key: 'torch.utils.data.RandomSampler'\n"
-            f"{pad}    kwargs:\n"
-            f"{pad}  kwargs:\n"
-            f"{pad}    batch_size: 128\n"
-            f"{pad}    num_workers: 4\n"
-            f"{pad}val_data_loader:\n"
-            f"{pad}  dataset_id: *{dataset}_val\n"
-            f"{pad}  sampler: &val_sampler\n"
-            f"{pad}    class_or_func: !import_get\n"
-            f"{pad}      key: 'torch.utils.data.SequentialSampler'\n"
-            f"{pad}    kwargs:\n"
-            f"{pad}  kwargs:\n"
-            f"{pad}    batch_size: 256\n"
-            f"{pad}    num_workers: 4\n")
-
-
-def optimization_block(indent, epochs=EPOCHS):
-    pad = ' ' * indent
-    milestones = ', '.join(str(epochs * share // 4) for share in (2, 3))
-    return (f"{pad}optimizer:\n"
-            f"{pad}  key: 'SGD'\n"
-            f"{pad}  kwargs:\n"
-            f"{pad}    lr: 0.1\n"
-            f"{pad}    momentum: 0.9\n"
-            f"{pad}    weight_decay: 0.0001\n"
-            f"{pad}scheduler:\n"
-            f"{pad}  key: 'MultiStepLR'\n"
-            f"{pad}  kwargs:\n"
-            f"{pad}    milestones: [{milestones}]\n"
-            f"{pad}    gamma: 0.1\n")
-
-
-def teacher_eval_hook(indent):
-    """A stage with a teacher and no scheduled loss: the teacher in eval mode under any driver (plugins/hooks.py)."""
-    return ' ' * indent + "pre_epoch_process: 'keep_teacher_in_eval_mode'  # torchdistill leaves it in training mode\n"
-
-
-def models_io_block(indent):
-    pad = ' ' * indent
-    return (f"{pad}teacher:\n"
-            f"{pad}  forward_proc: 'forward_batch_only'\n"
-            f"{pad}  requires_grad: False\n"
-            f"{pad}student:\n"
-            f"{pad}  forward_proc: 'forward_batch_only'\n"
-            f"{pad}  requires_grad: True\n")
-
-
-def criterion_block(indent, name, criterion_lines, wrapper_lines=()):
-    pad = ' ' * indent
-    lines = ['criterion:', "  key: 'WeightedSumLoss'", '  kwargs:', '    sub_terms:', f'      {name}:',
-             '        criterion:'] + [f'          {line}' for line in criterion_lines]
-    if wrapper_lines:
-        lines += ['        criterion_wrapper:'] + [f'          {line}' for line in wrapper_lines]
-    lines.append('        weight: 1.0')
-    return ''.join(f'{pad}{line}\n' for line in lines)
-
-
-LOGITS_IO = ["  student_module_path: '.'", "  student_module_io: 'output'",
-             "  teacher_module_path: '.'", "  teacher_module_io: 'output'"]
-
-
-def ce_criterion(indent):
-    return criterion_block(indent, 'ce', ["key: 'CrossEntropyLoss'", 'kwargs:', "  reduction: 'mean'"], [
-        "key: 'SimpleLossWrapper'", 'kwargs:', '  input:', '    is_from_teacher: False', "    module_path: '.'",
-        "    io: 'output'", '  target:', '    uses_label: True'])
-
-
-def kd_criterion(indent):
-    return criterion_block(indent, 'kd', ["key: 'KDLoss'", 'kwargs:'] + LOGITS_IO + [
-        f'  temperature: {KD_TEMPERATURE}', f'  alpha: {KD_ALPHA}  # cross-entropy weight, 1 - lambda',
-        "  reduction: 'batchmean'"])
-
-
-def annealing_criterion(indent):
-    return criterion_block(indent, 'annealing_kd', ["key: 'AnnealingKDLoss'", 'kwargs:'] + LOGITS_IO + [
-        f'  max_temperature: {MAX_TEMPERATURE}  # tau_max of Table 6',
-        "  annealing: 'linear'  # the paper's Phi(T) = 1 - (T - 1) / tau_max",
-        "  reduction: 'mean'  # mean squared error over all logits, as the authors' F.mse_loss"])
-
-
-# Continuation-KD (Jafari et al., EMNLP 2022 Findings), CIFAR settings of its Section 5 and Eq. 7.
-CKD_EPOCHS, CKD_MAX_TEMPERATURE, CKD_LR, CKD_BATCH_SIZE = 200, 20, 0.2, 32
-CKD_PSI = "{ramp: '3/4'}"  # Eq. 7: psi = min(1, e / 150) at 200 epochs; as a fraction, valid for any budget >= 4
+TEACHER_NOTE = """\
+# Teacher: {teacher}, {source}.
+# Benchmarks pass its checkpoint as teacher_ckpt; src_ckpt is where
+# `--output-dir {ckpt_dir}` puts it.
+"""
 CKD_HEADER = """\
 # Continuation-KD (Jafari et al., EMNLP 2022 Findings, Algorithm 1) of {student} from {teacher} on {dataset}: one
 # stage, L = psi * CE + (1 - psi) * mean_i max(0, mean_c (z_s - phi(T) z_t)^2 - m phi(T)),
@@ -174,147 +94,205 @@ psi of Eq. 7.
 # The paper does not give the margin m: {margin:g} (on the squared distance averaged over the logits) is
 # provisional, the third-party GLMKD implementation's value, until it is chosen on validation.
 # Data: plugins.datasets.cifar (root: $KD_DATA_ROOT, else ~/datasets; KD_DOWNLOAD=1 downloads it).
-# Teacher: {teacher}, the teacher, trained from scratch.
-# Benchmarks pass its checkpoint as teacher_ckpt; src_ckpt is where
-# `--output-dir {ckpt_dir}` puts it.
 """
 
 
-def _replace_once(text, old, new):
-    """``text`` with its single ``old`` replaced; fails loudly if the shared block changed shape."""
-    if text.count(old) != 1:
-        raise ValueError(f'expected exactly one {old!r} in the generated block')
-    return text.replace(old, new)
+def cifar_config_path(dataset: str, family: str, run: str) -> str:
+    """The config of ``run`` (a key of ``RUNS``) for ``family`` on ``dataset``, relative to yaml_configs/."""
+    names, spec = FAMILIES[family], RUNS[run]
+    return config_path(dataset, spec.method, names[spec.role], names[spec.teacher] if spec.teacher else None)
 
 
-def continuation_criterion(indent):
-    return criterion_block(indent, 'continuation_kd', ["key: 'ContinuationKDLoss'", 'kwargs:'] + LOGITS_IO + [
-        "  objective: 'annealed_hinge'  # the published objective (Eqs. 3-5)",
-        f'  max_temperature: {CKD_MAX_TEMPERATURE}  # T_max',
-        f'  margin: {DEFAULT_MARGIN}  # m: provisional, not in the paper',
-        "  distance_reduction: 'mean'  # squared logit distance averaged over the classes (m is on this scale)",
-        f'  psi: {CKD_PSI}  # Eq. 7',
-        '  anneal_teacher: true  # phi(T) x teacher logits (Table 7 switch)',
-        '  anneal_margin: true  # phi(T) x margin (Table 7 switch)',
-        "  task: 'classification'"])
+def config_file(dataset: str, family: str, run: str) -> str:
+    """The same config from the repository root, as the suites and the runner name it."""
+    return os.path.join('yaml_configs', cifar_config_path(dataset, family, run))
 
 
-def test_block(dataset):
-    return (f"test:\n  test_data_loader:\n    dataset_id: *{dataset}_test\n    sampler: *val_sampler\n"
-            f"    kwargs:\n      batch_size: 256\n      num_workers: 4\n")
+# ---- the parts of a config ----
+
+def _split(dataset, split):
+    kwargs = {'dataset': dataset, 'split': split, 'root': Note(DATA_ROOT, '$KD_DATA_ROOT, when set, overrides it')}
+    if split != 'test':
+        kwargs['val_size'] = Note(0.1, '5,000 of the 50,000 official training images, stratified')
+        kwargs['split_seed'] = Note(0, 'the same validation images for every method and seed')
+    return ImportCall('plugins.datasets.cifar.cifar_split', **kwargs)
 
 
-def header(title, family, epochs_text):
+def _loader(dataset, split, sampler, batch_size):
+    return {'dataset_id': f'{dataset}/{split}',
+            'sampler': {'class_or_func': ImportGet(f'torch.utils.data.{sampler}'), 'kwargs': None},
+            'kwargs': {'batch_size': batch_size, 'num_workers': 4}}
+
+
+def _loaders(dataset, batch_size=128):
+    return {'train_data_loader': _loader(dataset, 'train', 'RandomSampler', batch_size),
+            'val_data_loader': _loader(dataset, 'val', 'SequentialSampler', 256)}
+
+
+def _milestones(epochs):
+    return [epochs * share // 4 for share in (2, 3)]
+
+
+def _optimization(epochs=EPOCHS, lr=0.1):
+    return {'optimizer': {'key': 'SGD', 'kwargs': {'lr': lr, 'momentum': 0.9, 'weight_decay': 0.0001}},
+            'scheduler': {'key': 'MultiStepLR', 'kwargs': {'milestones': Flow(_milestones(epochs)), 'gamma': 0.1}}}
+
+
+def _models_io():
+    return {'teacher': {'forward_proc': 'forward_batch_only', 'requires_grad': False},
+            'student': {'forward_proc': 'forward_batch_only', 'requires_grad': True}}
+
+
+def _teacher_eval_hook():
+    """A stage with a teacher and no scheduled loss: the teacher in eval mode under any driver (plugins/hooks.py)."""
+    return Note('keep_teacher_in_eval_mode', 'torchdistill leaves it in training mode')
+
+
+def _weighted_sum(name, criterion, wrapper=None):
+    term = {'criterion': criterion, **({'criterion_wrapper': wrapper} if wrapper else {}), 'weight': 1.0}
+    return {'key': 'WeightedSumLoss', 'kwargs': {'sub_terms': {name: term}}}
+
+
+LOGITS_IO = {'student_module_path': '.', 'student_module_io': 'output', 'teacher_module_path': '.',
+             'teacher_module_io': 'output'}
+
+
+def _ce_criterion():
+    return _weighted_sum('ce', {'key': 'CrossEntropyLoss', 'kwargs': {'reduction': 'mean'}}, {
+        'key': 'SimpleLossWrapper', 'kwargs': {'input': {'is_from_teacher': False, 'module_path': '.', 'io': 'output'},
+                                               'target': {'uses_label': True}}})
+
+
+def _kd_criterion():
+    return _weighted_sum('kd', {'key': 'KDLoss', 'kwargs': dict(
+        LOGITS_IO, temperature=KD_TEMPERATURE, alpha=Note(KD_ALPHA, 'cross-entropy weight, 1 - lambda'),
+        reduction='batchmean')})
+
+
+def _annealing_criterion():
+    return _weighted_sum('annealing_kd', {'key': 'AnnealingKDLoss', 'kwargs': dict(
+        LOGITS_IO, max_temperature=Note(MAX_TEMPERATURE, 'tau_max of Table 6'),
+        annealing=Note('linear', "the paper's Phi(T) = 1 - (T - 1) / tau_max"),
+        reduction=Note('mean', "mean squared error over all logits, as the authors' F.mse_loss"))})
+
+
+def _continuation_criterion():
+    return _weighted_sum('continuation_kd', {'key': 'ContinuationKDLoss', 'kwargs': dict(
+        LOGITS_IO, objective=Note('annealed_hinge', 'the published objective (Eqs. 3-5)'),
+        max_temperature=Note(CKD_MAX_TEMPERATURE, 'T_max'),
+        margin=Note(DEFAULT_MARGIN, 'm: provisional, not in the paper'),
+        distance_reduction=Note('mean', 'squared logit distance averaged over the classes (m is on this scale)'),
+        psi=Note(FlowMapping(CKD_PSI), 'Eq. 7'),
+        anneal_teacher=Note(True, 'phi(T) x teacher logits (Table 7 switch)'),
+        anneal_margin=Note(True, 'phi(T) x margin (Table 7 switch)'), task='classification')})
+
+
+def _models(dataset, family, run):
+    """``models``: the trained model (``model`` from scratch, else ``student_model``) and its teacher."""
+    names, spec, classes = FAMILIES[family], RUNS[run], {'num_classes': DATASETS[dataset]}
+    trained = {'key': names[spec.role], 'kwargs': classes, 'dst_ckpt': dst_ckpt(cifar_config_path(dataset, family,
+                                                                                               run))}
+    if spec.teacher is None:
+        return {'model': trained}
+    src_ckpt = final_ckpt(cifar_config_path(dataset, family, spec.teacher))  # where its own config ends
+    return {'teacher_model': {'key': names[spec.teacher], 'kwargs': dict(classes), 'src_ckpt': src_ckpt},
+            'student_model': trained}
+
+
+def _config(dataset, family, run, train):
+    test_loader = _loader(dataset, 'test', 'SequentialSampler', 256)
+    return {'dependencies': [{'name': 'plugins'}],
+            'datasets': {f'{dataset}/{split}': _split(dataset, split) for split in ('train', 'val', 'test')},
+            'models': _models(dataset, family, run), 'train': train, 'test': {'test_data_loader': test_loader}}
+
+
+# ---- the headers ----
+
+def _header(title, family, epochs_text):
     return HEADER.format(title=title, epochs=epochs_text, cnn_note=CNN_NOTE if family == 'cnn' else '')
 
 
-def ce_config(dataset, family, role):
-    model = FAMILIES[family][role]
-    return (header(f'{model} ({role}) on {dataset}, trained from scratch with cross-entropy.', family,
-                   f'{EPOCHS} epochs')
-            + "dependencies:\n  - name: 'plugins'\n\n" + dataset_block(dataset)
-            + '\nmodels:\n' + model_block('model', model, DATASETS[dataset])
-            + f'\ntrain:\n  log_freq: 100\n  num_epochs: {EPOCHS}\n' + loaders_block(dataset, 2)
-            + "  model:\n    forward_proc: 'forward_batch_only'\n" + optimization_block(2) + ce_criterion(2)
-            + '\n' + test_block(dataset))
-
-
-def teacher_ckpt(dataset, family, teacher_role):
-    names = FAMILIES[family]
-    if teacher_role == 'ta':
-        return f"./runs/{dataset}/kd/{names['ta']}_from_{names['teacher']}/student_best.pt"
-    return f"./runs/{dataset}/ce/{names['teacher']}/student_best.pt"
-
-
-def distillation_header(dataset, family, student, teacher, teacher_role, title):
-    source = 'the teacher assistant, itself trained by KD from the teacher' if teacher_role == 'ta' \
+def _teacher_note(dataset, family, run):
+    teacher = RUNS[run].teacher
+    source = 'the teacher assistant, itself trained by KD from the teacher' if teacher == 'ta' \
         else 'the teacher, trained from scratch'
-    return (header(title, family, f'{EPOCHS} epochs' if 'Annealing' not in title
-                   else f'{EPOCHS} epochs in Stage I + {EPOCHS} in Stage II, tau_max {MAX_TEMPERATURE}')
-            + f'# Teacher: {teacher}, {source}.\n# Benchmarks pass its checkpoint as teacher_ckpt; src_ckpt is where\n'
-            + f'# `--output-dir {os.path.dirname(teacher_ckpt(dataset, family, teacher_role))[2:]}` puts it.\n')
+    ckpt_dir = os.path.dirname(final_ckpt(cifar_config_path(dataset, family, teacher)))[2:]
+    return TEACHER_NOTE.format(teacher=FAMILIES[family][teacher], source=source, ckpt_dir=ckpt_dir)
 
 
-def distillation_models(dataset, family, student, teacher, teacher_role):
-    return ('\nmodels:\n'
-            + model_block('teacher_model', teacher, DATASETS[dataset], teacher_ckpt(dataset, family, teacher_role))
-            + model_block('student_model', student, DATASETS[dataset]))
-
-
-def kd_config(dataset, family, student_role, teacher_role, method='kd'):
-    names = FAMILIES[family]
-    student, teacher = names[student_role], names[teacher_role]
+def _kd_title(dataset, family, run):
+    names, spec = FAMILIES[family], RUNS[run]
+    student, teacher = names[spec.role], names[spec.teacher]
+    if run == 'ta':
+        return (f'TAKD, first step: the teacher assistant {student} by vanilla KD (torchdistill KDLoss) from '
+                f'{teacher} on {dataset}.')
     what = {'kd': 'Vanilla KD (torchdistill KDLoss)', 'takd': 'TAKD, second step: vanilla KD (torchdistill KDLoss)'}
-    title = f'{what[method]} of {student} from {teacher} on {dataset}.'
-    if student_role == 'ta':
-        title = f'TAKD, first step: the teacher assistant {student} by vanilla KD (torchdistill KDLoss) from ' \
-                f'{teacher} on {dataset}.'
-    return (distillation_header(dataset, family, student, teacher, teacher_role, title)
-            + KD_NOTE.format(temperature=KD_TEMPERATURE, kd_weight=1 - KD_ALPHA)
-            + "dependencies:\n  - name: 'plugins'\n\n" + dataset_block(dataset)
-            + distillation_models(dataset, family, student, teacher, teacher_role)
-            + f'\ntrain:\n  log_freq: 100\n  num_epochs: {EPOCHS}\n' + teacher_eval_hook(2)
-            + loaders_block(dataset, 2) + models_io_block(2) + optimization_block(2) + kd_criterion(2) + '\n'
-            + test_block(dataset))
+    return f'{what[spec.method]} of {student} from {teacher} on {dataset}.'
 
 
-def annealing_config(dataset, family):
+# ---- one builder per method folder: (dataset, family, run) -> YAML text ----
+
+def ce_config(dataset: str, family: str, run: str) -> str:
+    role = RUNS[run].role
+    title = f'{FAMILIES[family][role]} ({role}) on {dataset}, trained from scratch with cross-entropy.'
+    train = {'log_freq': 100, 'num_epochs': EPOCHS, **_loaders(dataset),
+             'model': {'forward_proc': 'forward_batch_only'}, **_optimization(), 'criterion': _ce_criterion()}
+    return dump_config(_config(dataset, family, run, train), _header(title, family, f'{EPOCHS} epochs'))
+
+
+def kd_config(dataset: str, family: str, run: str) -> str:
+    header = (_header(_kd_title(dataset, family, run), family, f'{EPOCHS} epochs') + _teacher_note(dataset, family, run)
+              + KD_NOTE.format(temperature=KD_TEMPERATURE, kd_weight=1 - KD_ALPHA))
+    train = {'log_freq': 100, 'num_epochs': EPOCHS, 'pre_epoch_process': _teacher_eval_hook(), **_loaders(dataset),
+             **_models_io(), **_optimization(), 'criterion': _kd_criterion()}
+    return dump_config(_config(dataset, family, run, train), header)
+
+
+def annealing_config(dataset: str, family: str, run: str = 'annealing_kd') -> str:
     names = FAMILIES[family]
-    student, teacher = names['student'], names['teacher']
-    title = (f'Annealing-KD (Algorithm 1) of {student} from {teacher} on {dataset}. Stage I matches Phi(T) * '
-             f'teacher logits,\n# T = {MAX_TEMPERATURE}..1 in equal shares of the stage; Stage II is cross-entropy. '
-             'keep_best_stage_checkpoints starts\n# Stage II from the best Stage-I checkpoint on validation and '
-             'ends on the best Stage-II one, under any driver.\n# Each stage restarts its optimizer and lr schedule.')
-    return (distillation_header(dataset, family, student, teacher, 'teacher', title)
-            + "dependencies:\n  - name: 'plugins'\n\n" + dataset_block(dataset)
-            + distillation_models(dataset, family, student, teacher, 'teacher')
-            + '\ntrain:\n  log_freq: 100\n' + best_checkpoints_block('accuracy') + '  stage1:\n'
-            + f'    num_epochs: {EPOCHS}\n'
-            + "    pre_epoch_process: 'advance_loss_schedules'  # moves T each epoch\n" + stage_checkpoints_hook(4)
-            + loaders_block(dataset, 4) + models_io_block(4) + optimization_block(4) + annealing_criterion(4)
-            + f'  stage2:\n    num_epochs: {EPOCHS}\n' + teacher_eval_hook(4) + stage_checkpoints_hook(4)
-            + models_io_block(4) + optimization_block(4)
-            + ce_criterion(4) + '\n' + test_block(dataset))
+    title = (f'Annealing-KD (Algorithm 1) of {names["student"]} from {names["teacher"]} on {dataset}. Stage I matches '
+             f'Phi(T) * teacher logits,\n# T = {MAX_TEMPERATURE}..1 in equal shares of the stage; Stage II is '
+             'cross-entropy. keep_best_stage_checkpoints starts\n# Stage II from the best Stage-I checkpoint on '
+             'validation and ends on the best Stage-II one, under any driver.\n# Each stage restarts its optimizer and '
+             'lr schedule.')
+    header = _header(title, family, f'{EPOCHS} epochs in Stage I + {EPOCHS} in Stage II, tau_max {MAX_TEMPERATURE}') \
+        + _teacher_note(dataset, family, run)
+    stage1 = {'num_epochs': EPOCHS, 'pre_epoch_process': Note('advance_loss_schedules', 'moves T each epoch'),
+              'post_epoch_process': STAGE_CHECKPOINTS_HOOK, **_loaders(dataset), **_models_io(), **_optimization(),
+              'criterion': _annealing_criterion()}
+    stage2 = {'num_epochs': EPOCHS, 'pre_epoch_process': _teacher_eval_hook(),
+              'post_epoch_process': STAGE_CHECKPOINTS_HOOK, **_models_io(), **_optimization(),
+              'criterion': _ce_criterion()}
+    train = {'log_freq': 100, 'best_checkpoints': best_checkpoints('accuracy', cifar_config_path(dataset, family, run)),
+             'stage1': stage1, 'stage2': stage2}
+    return dump_config(_config(dataset, family, run, train), header)
 
 
-def continuation_config(dataset, family):
+def continuation_config(dataset: str, family: str, run: str = 'continuation_kd') -> str:
     names = FAMILIES[family]
-    student, teacher = names['student'], names['teacher']
-    milestones = ', '.join(str(CKD_EPOCHS * share // 4) for share in (2, 3))
-    title = CKD_HEADER.format(
-        student=student, teacher=teacher, dataset=dataset, epochs=CKD_EPOCHS, max_temperature=CKD_MAX_TEMPERATURE,
-        lr=CKD_LR, batch_size=CKD_BATCH_SIZE, milestones=milestones, margin=DEFAULT_MARGIN,
-        ckpt_dir=os.path.dirname(teacher_ckpt(dataset, family, 'teacher'))[2:])
-    loaders = _replace_once(loaders_block(dataset, 2), '    batch_size: 128\n', f'    batch_size: {CKD_BATCH_SIZE}\n')
-    optimization = _replace_once(optimization_block(2, CKD_EPOCHS), '    lr: 0.1\n', f'    lr: {CKD_LR}\n')
-    return (title + "dependencies:\n  - name: 'plugins'\n\n" + dataset_block(dataset)
-            + distillation_models(dataset, family, student, teacher, 'teacher')
-            + f'\ntrain:\n  log_freq: 100\n  num_epochs: {CKD_EPOCHS}\n'
-            + "  pre_epoch_process: 'advance_loss_schedules'  # moves T and psi each epoch\n"
-            + loaders + models_io_block(2) + optimization + continuation_criterion(2)
-            + '\n' + test_block(dataset))
+    header = CKD_HEADER.format(
+        student=names['student'], teacher=names['teacher'], dataset=dataset, epochs=CKD_EPOCHS,
+        max_temperature=CKD_MAX_TEMPERATURE, lr=CKD_LR, batch_size=CKD_BATCH_SIZE,
+        milestones=', '.join(map(str, _milestones(CKD_EPOCHS))), margin=DEFAULT_MARGIN) \
+        + _teacher_note(dataset, family, run)
+    train = {'log_freq': 100, 'num_epochs': CKD_EPOCHS,
+             'pre_epoch_process': Note('advance_loss_schedules', 'moves T and psi each epoch'),
+             **_loaders(dataset, CKD_BATCH_SIZE), **_models_io(), **_optimization(CKD_EPOCHS, CKD_LR),
+             'criterion': _continuation_criterion()}
+    return dump_config(_config(dataset, family, run, train), header)
 
 
-def all_configs():
+BUILDERS = {'ce': ce_config, 'kd': kd_config, 'takd': kd_config, 'annealing_kd': annealing_config,
+            'continuation_kd': continuation_config}
+
+
+def all_configs() -> dict:
     """{path relative to yaml_configs/: YAML text} for every CIFAR config."""
-    configs = {}
-    for dataset in DATASETS:
-        for family, names in FAMILIES.items():
-            for role in ('teacher', 'ta', 'student'):
-                configs[config_path(dataset, 'ce', names[role])] = ce_config(dataset, family, role)
-            for role in ('ta', 'student'):
-                configs[config_path(dataset, 'kd', names[role], names['teacher'])] = \
-                    kd_config(dataset, family, role, 'teacher')
-            configs[config_path(dataset, 'takd', names['student'], names['ta'])] = \
-                kd_config(dataset, family, 'student', 'ta', method='takd')
-            configs[config_path(dataset, 'annealing_kd', names['student'], names['teacher'])] = \
-                annealing_config(dataset, family)
-            configs[config_path(dataset, 'continuation_kd', names['student'], names['teacher'])] = \
-                continuation_config(dataset, family)
-    return fill_dst_ckpts(configs)
+    return {cifar_config_path(dataset, family, run): BUILDERS[spec.method](dataset, family, run)
+            for dataset in DATASETS for family in FAMILIES for run, spec in RUNS.items()}
 
 
-def main(argv=None):
+def main(argv: list = None) -> int:
     return sync_configs(all_configs(), HERE, 'cifar_configs.py', __doc__.split('\n\n')[0], argv)
 
 

@@ -1,15 +1,28 @@
 """Shared by the config generators (``cifar_configs.py``, ``glue_configs.py``): file names in torchdistill's
-sample layout, the blocks every driver needs (the final checkpoint path, Algorithm 1's stage checkpoints), and
-writing the YAMLs or checking that the files on disk are up to date."""
+sample layout, the parts every driver needs (the final checkpoint path, Algorithm 1's stage checkpoints), YAML
+text from a config's data structure (torchdistill's tags, named anchors and comments included), and writing the
+YAMLs or checking that the files on disk are up to date.
+
+In a structure, ``ImportCall`` / ``ImportGet`` are torchdistill's ``!import_call`` / ``!import_get``, ``Anchor`` a
+value written once and referred to (``&name`` / ``*name``), ``Note`` a value with its comment, ``Flow`` a short list
+or mapping written on one line.
+"""
 import argparse
 import os
+import re
+
+import yaml
 
 from plugins.atomic_files import atomic_write_text
 
-__all__ = ['config_path', 'final_ckpt', 'dst_ckpt_line', 'fill_dst_ckpts', 'best_checkpoints_block',
-           'stage_checkpoints_hook', 'sync_configs']
+__all__ = ['config_path', 'final_ckpt', 'sync_configs', 'ImportCall', 'ImportGet', 'Anchor', 'Note', 'Flow',
+           'FlowMapping', 'dump_config', 'dst_ckpt', 'best_checkpoints', 'STAGE_CHECKPOINTS_HOOK']
 
-DST_CKPT_FIELD = '<dst_ckpt>'  # filled in by fill_dst_ckpts from the config's own path
+DST_CKPT_NOTE = "the final student: torchdistill's example scripts save and reload it; our runner uses --output-dir"
+BEST_CHECKPOINTS_NOTES = {
+    'best_checkpoints': "Algorithm 1, by post_epoch_process 'keep_best_stage_checkpoints' (plugins/stages.py)",
+    'dst_ckpt': '= models.student_model.dst_ckpt: the best checkpoint of the last stage',
+    'metric': '= evaluation.metric'}
 
 
 def config_path(folder, method, student, teacher=None):
@@ -18,40 +31,146 @@ def config_path(folder, method, student, teacher=None):
     return os.path.join(folder, method, f'{name}.yaml')
 
 
-def final_ckpt(path):
-    """Where a config's final student goes: ``./runs/<path without .yaml>/student_best.pt``, so that a teacher
-    config's ``dst_ckpt`` is the ``src_ckpt`` its students read (also under torchdistill's own scripts)."""
-    return './runs/' + path[:-len('.yaml')] + '/student_best.pt'
+def final_ckpt(path, folder=False):
+    """Where a config's final student goes: ``./runs/<path without .yaml>/student_best.pt`` (``student_best``, a
+    ``save_pretrained`` folder, with ``folder``), so that a teacher config's ``dst_ckpt`` is the ``src_ckpt`` its
+    students read (also under torchdistill's own scripts)."""
+    return './runs/' + path[:-len('.yaml')] + ('/student_best' if folder else '/student_best.pt')
 
 
-def dst_ckpt_line(indent=4):
-    """``models.student_model.dst_ckpt`` (or ``models.model``): the final checkpoint torchdistill's scripts write."""
-    pad = ' ' * indent
-    return (f"{pad}# the final student: torchdistill's example scripts save and reload it; our runner uses "
-            f'--output-dir\n{pad}dst_ckpt: {DST_CKPT_FIELD}\n')
+class ImportCall:
+    """``!import_call`` of ``key`` (a dotted path) with keyword arguments: built when the YAML is loaded."""
+
+    def __init__(self, key, **kwargs):
+        self.key, self.kwargs = key, kwargs
 
 
-def fill_dst_ckpts(configs):
-    """``configs`` ({path: YAML text}) with each ``dst_ckpt`` set to :func:`final_ckpt`; anchored when referred to."""
-    filled = {}
-    for path, text in configs.items():
-        anchor = '&dst_ckpt ' if '*dst_ckpt' in text else ''
-        filled[path] = text.replace(DST_CKPT_FIELD, f"{anchor}'{final_ckpt(path)}'")
-    return filled
+class ImportGet:
+    """``!import_get`` of ``key`` (a dotted path): the object itself, e.g. a sampler class."""
+
+    def __init__(self, key):
+        self.key = key
 
 
-def best_checkpoints_block(metric, dst_format='torchdistill'):
-    """``train.best_checkpoints``: the settings of ``keep_best_stage_checkpoints`` (plugins/stages.py)."""
-    return ("  best_checkpoints:  # Algorithm 1, by post_epoch_process 'keep_best_stage_checkpoints' "
-            '(plugins/stages.py)\n'
-            '    dst_ckpt: *dst_ckpt  # = models.student_model.dst_ckpt: the best checkpoint of the last stage\n'
-            f"    dst_format: '{dst_format}'\n"
-            f"    metric: '{metric}'  # = evaluation.metric\n")
+class Anchor:
+    """``value`` written as ``&name value`` where it first appears and as ``*name`` wherever the same Anchor
+    appears again; every other repeated value is written out in full."""
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
 
 
-def stage_checkpoints_hook(indent):
-    """A stage of a multi-stage config ends on its best checkpoint (Algorithm 1)."""
-    return ' ' * indent + "post_epoch_process: 'keep_best_stage_checkpoints'  # the stage ends on its best checkpoint\n"
+class Note:
+    """``value`` and the comment written after it (or on the line above it, ``above=True``)."""
+
+    def __init__(self, value, comment, above=False):
+        self.value, self.comment, self.above = value, comment, above
+
+
+class Flow(list):
+    """A list written on one line: ``[80, 120]``."""
+
+
+class FlowMapping(dict):
+    """A mapping written on one line: ``{ramp: 3/4}``."""
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.anchor_names = {}
+
+    def ignore_aliases(self, data):
+        return not isinstance(data, Anchor)
+
+    def generate_anchor(self, node):
+        return self.anchor_names[node]
+
+
+def _represent_anchor(dumper, anchor):
+    alias_key = dumper.alias_key  # the Anchor's; representing its value resets it
+    node = dumper.represent_data(anchor.value)
+    dumper.represented_objects[alias_key] = node
+    dumper.anchor_names[node] = anchor.name
+    return node
+
+
+_ConfigDumper.add_representer(Anchor, _represent_anchor)
+_ConfigDumper.add_representer(ImportGet, lambda dumper, call: dumper.represent_mapping('!import_get',
+                                                                                         {'key': call.key}))
+_ConfigDumper.add_representer(ImportCall, lambda dumper, call: dumper.represent_mapping(
+    '!import_call', {'key': call.key, 'init': {'kwargs': call.kwargs}}))
+_ConfigDumper.add_representer(Flow, lambda dumper, items: dumper.represent_sequence(
+    'tag:yaml.org,2002:seq', items, flow_style=True))
+_ConfigDumper.add_representer(FlowMapping, lambda dumper, mapping: dumper.represent_mapping(
+    'tag:yaml.org,2002:map', mapping, flow_style=True))
+
+
+def _without_notes(value, path, notes):
+    """``value`` with each :class:`Note` replaced by its value; ``notes`` gets {key path: (comment, above)}. A Note
+    in a list or an Anchor stays (the dumper refuses it)."""
+    if isinstance(value, Note):
+        notes[path] = (value.comment, value.above)
+        return _without_notes(value.value, path, notes)
+    if isinstance(value, ImportCall):
+        kwargs = _without_notes(value.kwargs, path + ('init', 'kwargs'), notes)
+        return ImportCall(value.key, **kwargs)
+    if isinstance(value, dict):
+        return type(value)({key: _without_notes(item, path + (key,), notes) for key, item in value.items()})
+    return value
+
+
+_KEY_LINE = re.compile(r'^( *)(- )?([^\s:#&*!\'"][^:]*):(?: |$)')  # a mapping key's line: indent, key
+
+
+def _layout(text, notes):
+    """The lines of ``text`` (a dump) with a blank line before each top-level section and each note's comment at
+    the key it marks (after it, or above it)."""
+    lines, keys, placed = [], [], set()
+    for index, line in enumerate(text.splitlines()):
+        if index and line[:1] not in (' ', '-', ''):
+            lines.append('')
+        match = _KEY_LINE.match(line)
+        if match:
+            indent = len(match.group(1)) + len(match.group(2) or '')
+            keys = [(depth, key) for depth, key in keys if depth < indent] + [(indent, match.group(3))]
+            path = tuple(key for _, key in keys)
+            if path in notes:
+                placed.add(path)
+                comment, above = notes[path]
+                lines += [f'{" " * indent}# {comment}'] if above else []
+                line += '' if above else f'  # {comment}'
+        lines.append(line)
+    if placed != set(notes):
+        raise ValueError(f'notes at no key of the dump: {sorted(set(notes) - placed)}')
+    return lines
+
+
+def dump_config(config: dict, header: str) -> str:
+    """YAML text of ``config`` (mappings in insertion order, top-level sections apart, each :class:`Note` as a
+    comment) after the ``header`` comment lines."""
+    notes = {}
+    text = yaml.dump(_without_notes(config, (), notes), Dumper=_ConfigDumper, sort_keys=False,
+                     default_flow_style=False, width=1000, allow_unicode=True)
+    return header + '\n'.join(_layout(text, notes)) + '\n'
+
+
+def dst_ckpt(path: str) -> Note:
+    """``models.student_model.dst_ckpt`` (or ``models.model``) of the config at ``path`` (relative to
+    yaml_configs/): the final checkpoint torchdistill's scripts write, :func:`final_ckpt`."""
+    return Note(final_ckpt(path), DST_CKPT_NOTE, above=True)
+
+
+def best_checkpoints(metric: str, path: str, dst_format: str = 'torchdistill') -> Note:
+    """``train.best_checkpoints`` of the config at ``path``: the settings of ``keep_best_stage_checkpoints``
+    (plugins/stages.py), its ``dst_ckpt`` the config's own :func:`final_ckpt`."""
+    notes = BEST_CHECKPOINTS_NOTES
+    return Note({'dst_ckpt': Note(final_ckpt(path), notes['dst_ckpt'], above=True), 'dst_format': dst_format,
+                 'metric': Note(metric, notes['metric'])}, notes['best_checkpoints'])
+
+
+# A stage of a multi-stage config ends on its best checkpoint (Algorithm 1).
+STAGE_CHECKPOINTS_HOOK = Note('keep_best_stage_checkpoints', 'the stage ends on its best checkpoint')
 
 
 def sync_configs(configs, root, script, description, argv=None):

@@ -1,7 +1,9 @@
 """What a benchmark suite is: the configs of its teacher, teacher assistant and student methods."""
 from dataclasses import dataclass, field
 
-__all__ = ['Suite', 'MethodSpec', 'TEACHER_ROLES']
+from yaml_configs.config_generation import config_path
+
+__all__ = ['Suite', 'MethodSpec', 'TEACHER_ROLES', 'check_options', 'parse_flag', 'config_table']
 
 # Which trained model a student config distils from: the suite's teacher, its teacher assistant, or none.
 TEACHER_ROLES = ('teacher', 'ta', None)
@@ -62,3 +64,29 @@ class Suite:
     baseline: str = 'kd'
     report: object = None
     axes: dict = field(default_factory=dict)
+
+
+_TRUE, _FALSE = ('1', 'true', 'yes'), ('0', 'false', 'no', '')
+
+
+def parse_flag(value, field: str) -> bool:
+    """A suite option read as a boolean (true / false, yes / no, 1 / 0); the error names the option."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE + _FALSE:
+        return str(value).strip().lower() in _TRUE
+    raise ValueError(f'option {field} must be true or false, got {value!r}')
+
+
+def check_options(suite: str, options: dict, accepted: tuple) -> None:
+    """Refuses options the suite does not know, naming them and the accepted ones."""
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f'unknown {suite} suite option(s) {unknown}; '
+                         + (f'accepted: {list(accepted)}' if accepted else 'it takes none'))
+
+
+def config_table(folder: str, runs: dict) -> dict:
+    """{name: config path from the repository root} of {name: (method, model, teacher model or None)}, named as the
+    config generators name them: ``<folder>/<method>/<model>_from_<teacher>.yaml``."""
+    return {name: config_path(folder, *run) for name, run in runs.items()}

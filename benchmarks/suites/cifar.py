@@ -15,15 +15,13 @@ build their datasets while the YAML is read (``!import_call``).
 """
 import os
 
-from .base import MethodSpec, Suite
+from yaml_configs.cifar_configs import FAMILIES, RUNS, config_file
+
+from .base import MethodSpec, Suite, check_options, parse_flag
 from .continuation import CONTINUATION_LOSS, continuation_methods, temperature_variant
 
 __all__ = ['build_cifar10', 'build_cifar100', 'build_cifar', 'FAMILIES', 'PAPER_RESULTS', 'OPTIONS']
 
-FAMILIES = {
-    'resnet': {'teacher': 'resnet110', 'ta': 'resnet20', 'student': 'resnet8'},
-    'cnn': {'teacher': 'plain_cnn10', 'ta': 'plain_cnn4', 'student': 'plain_cnn2'},
-}
 OPTIONS = ('family', 'data_root', 'download', 'ablations')
 # Test accuracy (%) reported by the Annealing-KD paper (Tables 1 and 2; single runs): the reference for our runs.
 PAPER_RESULTS = {
@@ -39,77 +37,69 @@ PAPER_RESULTS = {
 # Continuation-KD paper (Tables 1-2; same baselines), test accuracy %: only the ResNet family was reported.
 CONTINUATION_PAPER_RESULTS = {('cifar10', 'resnet'): 90.21, ('cifar100', 'resnet'): 64.2}
 QUICK_EPOCHS = 2
-_TRUE, _FALSE = ('1', 'true', 'yes'), ('0', 'false', 'no', '')
-
-
-def _flag(value, field):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE + _FALSE:
-        return str(value).strip().lower() in _TRUE
-    raise ValueError(f'option {field} must be true or false, got {value!r}')
 
 
 def _configure_data(options):
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f'unknown CIFAR suite option(s) {unknown}; accepted: {list(OPTIONS)}')
+    check_options('CIFAR', options, OPTIONS)
     if options.get('data_root') is not None:
         os.environ['KD_DATA_ROOT'] = os.path.expanduser(str(options['data_root']))
     if options.get('download') is not None:
-        os.environ['KD_DOWNLOAD'] = '1' if _flag(options['download'], 'download') else '0'
+        os.environ['KD_DOWNLOAD'] = '1' if parse_flag(options['download'], 'download') else '0'
 
 
 # --quick: a few epochs per run (a smoke test, not a result). The suite-wide key reaches every single-stage
 # config (teacher, TA, scratch, KD, TAKD, Continuation-KD); Annealing-KD's stages get theirs from its MethodSpec,
 # with tau_max lowered so that every temperature level still has an epoch.
 QUICK_OVERRIDES = {'train.num_epochs': QUICK_EPOCHS}
-QUICK_ANNEALING_OVERRIDES = {
+QUICK_METHOD_OVERRIDES = {'annealing_kd': {
     'train.stage1.num_epochs': QUICK_EPOCHS, 'train.stage2.num_epochs': QUICK_EPOCHS,
     'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs.max_temperature': QUICK_EPOCHS,
-}
+}}
 
 
-def build_cifar(dataset, options=None, quick=False):
+def _methods(dataset, family, quick, ablations):
+    """Every student run of the generator's table, in its order; Continuation-KD with its ablations and our variant."""
+    methods = {method: MethodSpec(config_file(dataset, family, method), teacher_role=spec.teacher,
+                                  overrides=dict(QUICK_METHOD_OVERRIDES.get(method, {})) if quick else {})
+               for method, spec in RUNS.items() if spec.role == 'student' and method != 'continuation_kd'}
+    methods.update(continuation_methods(  # our variant: the former continuation_kd config's loss (KD T 20 -> 5)
+        config_file(dataset, family, 'continuation_kd'), QUICK_EPOCHS if quick else None, ablations,
+        {CONTINUATION_LOSS: temperature_variant(5.0, 20.0)}))
+    return methods
+
+
+def _description(dataset, family, quick):
+    names = FAMILIES[family]
+    paper = dict(PAPER_RESULTS[(dataset, family)])
+    if (dataset, family) in CONTINUATION_PAPER_RESULTS:
+        paper['continuation_kd'] = CONTINUATION_PAPER_RESULTS[(dataset, family)]
+    return (f'{dataset.upper()}, {family} family: student {names["student"]}, teacher {names["teacher"]}, TA '
+            f'{names["ta"]} (Annealing-KD paper, Tables 1-2 and 6: 160 epochs, Annealing-KD 160 + 160 as in the '
+            f'paper; an equal student budget, e.g. 160 epochs = 80 + 80 for Annealing-KD, is the harness\'s '
+            f'student epoch override; Continuation-KD: 200 epochs, its paper\'s setting). '
+            f'Paper test accuracy (single runs): '
+            + ', '.join(f'{method} {value}' for method, value in paper.items())
+            + ('. QUICK smoke run: not a result.' if quick else '.'))
+
+
+def build_cifar(dataset: str, options: dict = None, quick: bool = False) -> Suite:
     """The :class:`Suite` comparing scratch / KD / TAKD / Annealing-KD / Continuation-KD students on ``dataset``."""
     options = dict(options or {})
     _configure_data(options)
     family = options.get('family') or 'resnet'
     if family not in FAMILIES:
         raise ValueError(f'option family must be one of {sorted(FAMILIES)}, got {family!r}')
-    names = FAMILIES[family]
-    teacher, ta, student = names['teacher'], names['ta'], names['student']
-    base = f'yaml_configs/{dataset}'
-    methods = {
-        'scratch': MethodSpec(f'{base}/ce/{student}.yaml', teacher_role=None),
-        'kd': MethodSpec(f'{base}/kd/{student}_from_{teacher}.yaml'),
-        'takd': MethodSpec(f'{base}/takd/{student}_from_{ta}.yaml', teacher_role='ta'),
-        'annealing_kd': MethodSpec(f'{base}/annealing_kd/{student}_from_{teacher}.yaml',
-                                   overrides=dict(QUICK_ANNEALING_OVERRIDES) if quick else {}),
-    }
-    methods.update(continuation_methods(  # our variant: the former continuation_kd config's loss (KD T 20 -> 5)
-        f'{base}/continuation_kd/{student}_from_{teacher}.yaml', QUICK_EPOCHS if quick else None,
-        _flag(options.get('ablations', False), 'ablations'), {CONTINUATION_LOSS: temperature_variant(5.0, 20.0)}))
-    paper = dict(PAPER_RESULTS[(dataset, family)])
-    if (dataset, family) in CONTINUATION_PAPER_RESULTS:
-        paper['continuation_kd'] = CONTINUATION_PAPER_RESULTS[(dataset, family)]
-    description = (f'{dataset.upper()}, {family} family: student {student}, teacher {teacher}, TA {ta} '
-                   f'(Annealing-KD paper, Tables 1-2 and 6: 160 epochs, Annealing-KD 160 + 160 as in the paper; '
-                   f'an equal student budget, e.g. 160 epochs = 80 + 80 for Annealing-KD, is the harness\'s '
-                   f'student epoch override; Continuation-KD: 200 epochs, its paper\'s setting). '
-                   f'Paper test accuracy (single runs): '
-                   + ', '.join(f'{method} {value}' for method, value in paper.items())
-                   + ('. QUICK smoke run: not a result.' if quick else '.'))
-    return Suite(name=f'{dataset}-{family}', description=description, teacher_config=f'{base}/ce/{teacher}.yaml',
-                 ta_config=f'{base}/kd/{ta}_from_{teacher}.yaml', methods=methods, default_seeds=(0, 1, 2),
-                 quick_overrides=dict(QUICK_OVERRIDES) if quick else {})
+    return Suite(name=f'{dataset}-{family}', description=_description(dataset, family, quick),
+                 teacher_config=config_file(dataset, family, 'teacher'), ta_config=config_file(dataset, family, 'ta'),
+                 methods=_methods(dataset, family, quick, parse_flag(options.get('ablations', False), 'ablations')),
+                 default_seeds=(0, 1, 2), quick_overrides=dict(QUICK_OVERRIDES) if quick else {})
 
 
-def build_cifar10(options=None, quick=False):
+def build_cifar10(options: dict = None, quick: bool = False) -> Suite:
     """CIFAR-10 suite (``options``: family, data_root, download, ablations)."""
     return build_cifar('cifar10', options, quick)
 
 
-def build_cifar100(options=None, quick=False):
+def build_cifar100(options: dict = None, quick: bool = False) -> Suite:
     """CIFAR-100 suite (``options``: family, data_root, download, ablations)."""
     return build_cifar('cifar100', options, quick)

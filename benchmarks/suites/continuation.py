@@ -10,7 +10,7 @@ Every method is the suite's generated ``continuation_kd`` config plus runner ove
   ``continuation_kd`` (91.93 / 77.62). Also our older variant, ``continuation_kd_temperature`` (KD whose
   temperature falls over the run, with teacher-noise mitigation; ours, not the paper's), on the same settings.
 """
-from .base import MethodSpec
+from .base import MethodSpec, parse_flag  # parse_flag: the GLUE suite imports it from here
 
 __all__ = ['CONTINUATION_LOSS', 'TABLE7_ABLATIONS', 'continuation_methods', 'quick_overrides', 'parse_flag']
 
@@ -25,16 +25,6 @@ TABLE7_ABLATIONS = {
     'continuation_kd_phi_margin': ({'anneal_teacher': False, 'psi': {'value': 0.5}},
                                    'Table 7: phi on the margin only (teacher x 1, psi fixed 0.5)'),
 }
-_TRUE, _FALSE = ('1', 'true', 'yes'), ('0', 'false', 'no', '')
-
-
-def parse_flag(value, field: str) -> bool:
-    """A suite option read as a boolean; the error names the option."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (str, int)) and str(value).strip().lower() in _TRUE + _FALSE:
-        return str(value).strip().lower() in _TRUE
-    raise ValueError(f'option {field} must be true or false, got {value!r}')
 
 
 def quick_overrides(epochs: int) -> dict:

@@ -17,23 +17,16 @@ Continuation-KD without its margin (m = 0), with the clean and the noisy teacher
 """
 from dataclasses import replace
 
-from ..configs import budget_overrides, read_structure
-from .base import MethodSpec, Suite
+from ..configs import budget_overrides, read_structure, stage_epochs
+from .base import MethodSpec, Suite, check_options, config_table, parse_flag
 
 __all__ = ['build_digits', 'build_digits_tuning', 'DIGITS_CONFIGS', 'WIDTHS', 'MAIN_WIDTH', 'TEACHER_NOISE',
            'RECIPE']
 
-ROOT = 'yaml_configs/digits'
-DIGITS_CONFIGS = {
-    'teacher': f'{ROOT}/ce/mlp_teacher.yaml',
-    'ta': f'{ROOT}/kd/mlp64_from_mlp256.yaml',
-    'scratch': f'{ROOT}/ce/mlp4.yaml',
-    'kd': f'{ROOT}/kd/mlp4_from_mlp256.yaml',
-    'takd': f'{ROOT}/takd/mlp4_from_mlp64.yaml',
-    'annealing_kd': f'{ROOT}/annealing_kd/mlp4_from_mlp256.yaml',
-    'continuation_kd': f'{ROOT}/continuation_kd/mlp4_from_mlp256.yaml',
-    'kd_noise_mitigation': f'{ROOT}/kd_noise_mitigation/mlp4_from_mlp256.yaml',
-}
+DIGITS_CONFIGS = config_table('yaml_configs/digits', {  # run: (method folder, model, teacher model)
+    'teacher': ('ce', 'mlp_teacher', None), 'ta': ('kd', 'mlp64', 'mlp256'),
+    'scratch': ('ce', 'mlp4', None), 'kd': ('kd', 'mlp4', 'mlp256'), 'takd': ('takd', 'mlp4', 'mlp64'),
+    **{method: (method, 'mlp4', 'mlp256') for method in ('annealing_kd', 'continuation_kd', 'kd_noise_mitigation')}})
 # The student recipe every config carries (chosen on validation, digits_tuning): Adam, constant learning rate.
 RECIPE = {'optimizer': 'Adam', 'lr': 0.03, 'epochs': 50, 'batch_size': 64}
 WIDTHS, MAIN_WIDTH, TEACHER_NOISE, NUM_CLASSES = (2, 4, 8, 16), 4, 0.25, 10
@@ -53,9 +46,14 @@ AXES = {'width': {'reference': MAIN_WIDTH, 'label': 'student hidden units', 'aga
                           'against_reference': True}}
 
 
+def _stage_sections(structure):
+    """['train'] for a single-stage config, else ['train.stage1', 'train.stage2', ...]."""
+    return [key[:-len('.num_epochs')] for key, _ in stage_epochs(structure)]
+
+
 def _train_section(config):
     """'train.stage1' for a multi-stage config (the stage that reads the teacher), else 'train'."""
-    return 'train.stage1' if 'stage1' in read_structure(config)['train'] else 'train'
+    return _stage_sections(read_structure(config))[0]
 
 
 def width_overrides(family, width):
@@ -90,8 +88,7 @@ def _name(family, width=MAIN_WIDTH, noise=0.0):
 
 def main_methods():
     """The reference point (main width, clean teacher) first, then the width axis, then the noisy teacher."""
-    methods = {name: _method(name) for name in ('scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd',
-                                                 'kd_noise_mitigation')}
+    methods = {name: _method(name) for name in DIGITS_CONFIGS if name not in ('teacher', 'ta')}  # the table's order
     methods['annealing_kd'] = replace(methods['annealing_kd'], sweeps=('tau_max', 'stage1_loss'))  # with ablations
     for width in WIDTHS:
         if width != MAIN_WIDTH:
@@ -121,13 +118,6 @@ def _ablations():
     return methods
 
 
-def _flag(value, field):
-    text = str(value).strip().lower()
-    if isinstance(value, bool) or text in ('1', 'true', 'yes', '0', 'false', 'no'):
-        return value if isinstance(value, bool) else text in ('1', 'true', 'yes')
-    raise ValueError(f'option {field} must be true or false, got {value!r}')
-
-
 def _description(epochs):
     return ('scikit-learn digits (1,797 real 8x8 images; fixed stratified split 1,077 / 360 / 360; inputs '
             'standardised with the training split\'s statistics). Teacher MLP 64-256-256-10 (85,002 params), TA '
@@ -136,17 +126,15 @@ def _description(epochs):
             f'Noisy teacher: logits permuted on {TEACHER_NOISE:.0%} of the training samples (fixed per seed).')
 
 
-def build_digits(options=None, quick=False):
+def build_digits(options: dict = None, quick: bool = False) -> Suite:
     """The default suite (10 seeds, both axes). ``--quick``: the six methods of the reference point, 2 seeds, 10
     student epochs, tau_max 5 (a smoke run, not a result). Option ``ablations`` (default false) adds Annealing-KD's
     tau_max and Stage-I loss ablations and Continuation-KD with m = 0 (clean and noisy teacher) at the main width.
     """
     options = dict(options or {})
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f'unknown digits suite option(s) {unknown}; accepted: {list(OPTIONS)}')
+    check_options('digits', options, OPTIONS)
     methods = main_methods()
-    if _flag(options.get('ablations', False), 'ablations'):
+    if parse_flag(options.get('ablations', False), 'ablations'):
         methods.update(_ablations())
     common = dict(name='digits', teacher_config=DIGITS_CONFIGS['teacher'], ta_config=DIGITS_CONFIGS['ta'],
                   axes=AXES)
@@ -166,9 +154,7 @@ def _with_recipe(family, lr, epochs, **kwargs):
     """``family``'s config at learning rate ``lr`` and ``epochs`` (split like the config's stages)."""
     config = DIGITS_CONFIGS[family]
     structure = read_structure(config)
-    stages = ['train'] if 'stage1' not in structure['train'] else \
-        [f'train.{key}' for key in structure['train'] if key.startswith('stage')]
-    overrides = {f'{stage}.optimizer.kwargs.lr': lr for stage in stages}
+    overrides = {f'{stage}.optimizer.kwargs.lr': lr for stage in _stage_sections(structure)}
     overrides.update(budget_overrides(structure, epochs))
     overrides.update(kwargs.pop('overrides', {}))
     return MethodSpec(config, teacher_role=None if family == 'scratch' else 'teacher', overrides=overrides,
@@ -230,7 +216,7 @@ def write_recipe_selection(output_dir, records, suite):
     return path
 
 
-def build_digits_tuning(options=None, quick=False):
+def build_digits_tuning(options: dict = None, quick: bool = False) -> Suite:
     """How the recipe and Continuation-KD's margin were chosen, on VALIDATION only, with seeds 100-104 (disjoint
     from the benchmark's 0-9).
 
@@ -242,8 +228,7 @@ def build_digits_tuning(options=None, quick=False):
     best mean validation accuracy (the "selected on val" mark). Read the "val" columns; test figures are shown
     but were not used for any choice.
     """
-    if options:
-        raise ValueError(f'the digits_tuning suite takes no options, got {sorted(options)}')
+    check_options('digits_tuning', options or {}, ())
     methods = {}
     for lr in TUNING_LRS:
         for epochs in TUNING_EPOCHS:

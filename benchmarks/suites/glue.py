@@ -10,25 +10,27 @@ DistilRoBERTa) or ``bert`` (teacher 24-layer BERT, TA BERT-base, student BERT-Sm
   the Hugging Face dataset is used (``hf_dataset``, default ``nyu-mll/glue``; sets ``KD_GLUE_HF_DATASET``);
 - ``teacher``, ``ta``, ``student``, ``tokenizer``: hub ids or local ``save_pretrained`` folders (set
   ``KD_GLUE_TEACHER``, ``KD_GLUE_TA``, ``KD_GLUE_STUDENT``, ``KD_GLUE_TOKENIZER``) for offline runs;
-- ``ablations``: true adds the Continuation-KD paper's Table-7 ablations and our older continuation variant
-  (``benchmarks/suites/continuation.py``).
+- ``ablations``: true adds the Continuation-KD paper's Table-7 ablations (``benchmarks/suites/continuation.py``;
+  not our older continuation variant, which needs each sample's label as ``targets``: GLUE batches hold their
+  labels, as torchdistill's text-classification script passes them).
 
 The options are set as environment variables here, before any config is loaded, because the configs build
 their datasets while the YAML is read (``!import_call``) and their models read the names at build time.
 The test metric is the official dev set; model selection uses 10 % of the training set (plugins/glue/data.py).
+The models of each family are those of :data:`plugins.glue.families.FAMILIES`, the table the config generator
+reads.
 """
 import os
 
+from plugins.glue.families import FAMILIES
+from plugins.glue.tasks import GLUE_TASKS
+from yaml_configs.config_generation import config_path
 from .base import MethodSpec, Suite
-from .continuation import CONTINUATION_LOSS, LOGITS_IO, continuation_methods, parse_flag, temperature_variant
+from .continuation import continuation_methods, parse_flag
 
 __all__ = ['build_glue', 'FAMILIES', 'PAPER_RESULTS', 'OPTIONS', 'TASKS']
 
-FAMILIES = {
-    'roberta': {'teacher': 'roberta_large', 'ta': 'roberta_base', 'student': 'distilroberta_base'},
-    'bert': {'teacher': 'bert_large', 'ta': 'bert_base', 'student': 'bert_small'},
-}
-TASKS = ('cola', 'sst2', 'mrpc', 'stsb', 'qqp', 'mnli', 'qnli', 'rte', 'wnli')
+TASKS = tuple(GLUE_TASKS)
 DEFAULT_TASK = 'rte'
 OPTIONS = ('task', 'family', 'data_root', 'hf_dataset', 'teacher', 'ta', 'student', 'tokenizer', 'ablations')
 _ENV_VARS = {'data_root': 'KD_GLUE_DATA', 'hf_dataset': 'KD_GLUE_HF_DATASET', 'teacher': 'KD_GLUE_TEACHER',
@@ -91,18 +93,9 @@ def _paper_text(family, task):
     return text + (f'; Continuation-KD paper: continuation_kd {continuation}' if continuation is not None else '')
 
 
-def _continuation_variant(task):
-    """Overrides turning the continuation_kd config into our former variant (KD T 4 -> 1 with noise mitigation;
-    for the STS-B regression, Phi-annealed teacher output, T_max 10, mixed 0.5 / 0.5 with MSE to the score)."""
-    if task != 'stsb':
-        return {CONTINUATION_LOSS: temperature_variant(1.0, 4.0)}
-    label = {'criterion': {'key': 'MSELoss', 'kwargs': {'reduction': 'mean'}}, 'weight': 0.5, 'criterion_wrapper': {
-        'key': 'SimpleLossWrapper', 'kwargs': {'input': {'is_from_teacher': False, 'module_path': '.', 'io': 'output'},
-                                               'target': {'uses_label': True}}}}
-    annealed = {'criterion': {'key': 'ContinuationKDLoss', 'kwargs': dict(
-        LOGITS_IO, objective='logit_annealing', max_temperature=10, reduction='mean', schedule={'shape': 'cosine'})},
-        'weight': 0.5}
-    return {'train.criterion.kwargs.sub_terms': {'continuation_kd': annealed, 'mse': label}}
+def _config(task, method, student, teacher=None):
+    """The repository path of a config, by the generator's own path function."""
+    return os.path.join('yaml_configs', config_path(os.path.join('glue', task), method, student, teacher))
 
 
 def build_glue(options=None, quick=False):
@@ -115,27 +108,25 @@ def build_glue(options=None, quick=False):
     family = options.get('family') or 'roberta'
     if family not in FAMILIES:
         raise ValueError(f'option family must be one of {sorted(FAMILIES)}, got {family!r}')
-    names = FAMILIES[family]
-    teacher, ta, student = names['teacher'], names['ta'], names['student']
-    base = f'yaml_configs/glue/{task}'
+    teacher, ta, student = (FAMILIES[family][role].name for role in ('teacher', 'ta', 'student'))
     methods = {
-        'scratch': MethodSpec(f'{base}/ce/{student}.yaml', teacher_role=None, note='fine-tuned alone'),
-        'kd': MethodSpec(f'{base}/kd/{student}_from_{teacher}.yaml', note='vanilla KD (alpha 0.5)'),
-        'takd': MethodSpec(f'{base}/takd/{student}_from_{ta}.yaml', teacher_role='ta', note=f'KD from the TA {ta}'),
-        'annealing_kd': MethodSpec(f'{base}/annealing_kd/{student}_from_{teacher}.yaml',
+        'scratch': MethodSpec(_config(task, 'ce', student), teacher_role=None, note='fine-tuned alone'),
+        'kd': MethodSpec(_config(task, 'kd', student, teacher), note='vanilla KD (alpha 0.5)'),
+        'takd': MethodSpec(_config(task, 'takd', student, ta), teacher_role='ta', note=f'KD from the TA {ta}'),
+        'annealing_kd': MethodSpec(_config(task, 'annealing_kd', student, teacher),
                                    note='Algorithm 1: Stage I annealed logits, Stage II labels'),
     }
     if quick:
         methods = {method: MethodSpec(spec.config, spec.teacher_role, _quick_overrides(method), note=spec.note)
                    for method, spec in methods.items()}
-    methods.update(continuation_methods(f'{base}/continuation_kd/{student}_from_{teacher}.yaml',
+    # No variant of ours here: it needs each sample's label as targets, and GLUE batches hold their labels.
+    methods.update(continuation_methods(_config(task, 'continuation_kd', student, teacher),
                                         QUICK_EPOCHS if quick else None,
-                                        parse_flag(options.get('ablations', False), 'ablations'),
-                                        _continuation_variant(task)))
+                                        parse_flag(options.get('ablations', False), 'ablations')))
     table = 'Tables 3 and 8' if family == 'roberta' else 'Tables 5 and 11'
     description = (f'GLUE {task}, {family} family: student {student}, teacher {teacher}, TA {ta} (Annealing-KD '
                    f'paper, {table}); test = official dev set, validation = 10 % of train. Paper dev results: '
                    + _paper_text(family, task))
-    return Suite(name=f'glue-{task}-{family}', description=description, teacher_config=f'{base}/ce/{teacher}.yaml',
-                 ta_config=f'{base}/kd/{ta}_from_{teacher}.yaml', methods=methods, default_seeds=(0, 1, 2),
+    return Suite(name=f'glue-{task}-{family}', description=description, teacher_config=_config(task, 'ce', teacher),
+                 ta_config=_config(task, 'kd', ta, teacher), methods=methods, default_seeds=(0, 1, 2),
                  quick_overrides={'train.num_epochs': QUICK_EPOCHS} if quick else {})

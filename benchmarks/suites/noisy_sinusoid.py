@@ -26,16 +26,13 @@ the frequencies and budget so that vanilla KD copies most of the noise within th
 show robustness), read on KD's validation MSE to the teacher; the margin's sensitivity on the validation error to
 the clean signal (``extra_tests['val_clean']``). See the README's "Noise toy" subsection for the figures.
 """
-from .base import MethodSpec, Suite
-from .continuation import CONTINUATION_LOSS, parse_flag
+from .base import MethodSpec, Suite, check_options, config_table, parse_flag
+from .continuation import CONTINUATION_LOSS
 
 __all__ = ['build_noisy_sinusoid', 'NOISY_SINUSOID_CONFIGS', 'STUDENT_EPOCHS', 'TUNING_SEEDS']
 
-ROOT = 'yaml_configs/noisy_sinusoid'
-NOISY_SINUSOID_CONFIGS = {
-    'kd': f'{ROOT}/kd/mlp128x2_from_noisy_sinusoid.yaml',
-    'continuation_kd': f'{ROOT}/continuation_kd/mlp128x2_from_noisy_sinusoid.yaml',
-}
+NOISY_SINUSOID_CONFIGS = config_table('yaml_configs/noisy_sinusoid', {
+    method: (method, 'mlp128x2', 'noisy_sinusoid') for method in ('kd', 'continuation_kd')})
 STUDENT_EPOCHS, QUICK_EPOCHS = 60, 10  # 10: the fewest epochs that hold T_max = 10 levels
 TUNING_SEEDS, TUNING_MARGINS, TUNING_EPOCHS = (10, 11, 12), (0.0, 0.36), 30
 OPTIONS = ('tuning',)
@@ -82,9 +79,7 @@ def build_noisy_sinusoid(options: dict = None, quick: bool = False) -> Suite:
     Option ``tuning`` (default false): the selection runs instead (seeds 10-12, budget and margin sweeps).
     """
     options = dict(options or {})
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise ValueError(f'unknown noisy_sinusoid suite option(s) {unknown}; accepted: {list(OPTIONS)}')
+    check_options('noisy_sinusoid', options, OPTIONS)
     tuning = parse_flag(options.get('tuning', False), 'tuning')
     if tuning and quick:
         raise ValueError('option tuning=true is a full selection run; it has no --quick mode')

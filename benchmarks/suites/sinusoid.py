@@ -7,17 +7,13 @@ Annealing-KD (Stage I: MSE to Phi(T) * teacher output, T = 10 .. 1; Stage II: MS
 same epoch budget. The metric is the MSE; on the test split (a noise-free grid) it is the error to f itself.
 After the table, :func:`benchmarks.sinusoid_figure.draw_figure` draws the paper's figure as ``figure2.png``.
 """
-from .base import MethodSpec, Suite
+from .base import MethodSpec, Suite, check_options, config_table
 
 __all__ = ['build_sinusoid', 'SINUSOID_CONFIGS']
 
-ROOT = 'yaml_configs/sinusoid'
-SINUSOID_CONFIGS = {
-    'teacher': f'{ROOT}/mse/mlp100.yaml',
-    'scratch': f'{ROOT}/mse/mlp10.yaml',
-    'kd': f'{ROOT}/kd/mlp10_from_mlp100.yaml',
-    'annealing_kd': f'{ROOT}/annealing_kd/mlp10_from_mlp100.yaml',
-}
+SINUSOID_CONFIGS = config_table('yaml_configs/sinusoid', {  # run: (method folder, model, teacher model)
+    'teacher': ('mse', 'mlp100', None), 'scratch': ('mse', 'mlp10', None),
+    **{method: (method, 'mlp10', 'mlp100') for method in ('kd', 'annealing_kd')}})
 QUICK_EPOCHS = 20
 
 
@@ -26,10 +22,9 @@ def _draw(output_dir, records, suite):
     draw_figure(output_dir, records, SINUSOID_CONFIGS)
 
 
-def build_sinusoid(options=None, quick=False):
+def build_sinusoid(options: dict = None, quick: bool = False) -> Suite:
     """The toy-example suite (no options). ``--quick``: one seed, 20 epochs per run."""
-    if options:
-        raise ValueError(f'the sinusoid suite takes no options, got {sorted(options)}')
+    check_options('sinusoid', options or {}, ())
     methods = {
         'scratch': MethodSpec(SINUSOID_CONFIGS['scratch'], teacher_role=None, note='MSE on the labels only'),
         'kd': MethodSpec(SINUSOID_CONFIGS['kd'], note='0.5 MSE to teacher + 0.5 MSE to label'),

@@ -41,6 +41,9 @@ def _enable_in_stage(field, stage, loader, settings):
     if teacher.get('requires_grad', True) is not False:
         raise ConfigError(f'{field}.teacher.requires_grad must be false for teacher_cache: a teacher that trains '
                           f'changes its outputs')
+    if loader.get('requires_supp') is False:  # e.g. the GLUE configs: torchdistill's text-classification schema
+        raise ConfigError(f'{field}.train_data_loader.requires_supp is false (batches are dicts holding their labels, '
+                          'with no supp_dict to carry the cache keys): set teacher_cache.mode: off')
     wrapper = loader.get('dataset_wrapper')
     if wrapper and wrapper.get('key') != TeacherCacheDatasetWrapper.__name__:
         raise ConfigError(f"{field}.train_data_loader.dataset_wrapper is already {wrapper.get('key')!r}; "

@@ -1,4 +1,4 @@
-"""GLUE data for torchdistill: the Hugging Face ``glue`` dataset or the official TSV folders, tokenised once.
+"""GLUE data for torchdistill: the official TSV folders or the Hugging Face ``glue`` dataset, as raw texts.
 
 GLUE's test labels are hidden, so the splits here are:
 
@@ -10,120 +10,31 @@ GLUE's test labels are hidden, so the splits here are:
 The Annealing-KD authors' GLUE script keeps the checkpoint with the best score on the dev set it then reports,
 which overestimates; our numbers are therefore not directly comparable with theirs (and train on 10 % less data).
 
-A sample is ``(EncodedText, label)``: a dict of 1-D token tensors (``input_ids``, ``attention_mask``,
-``token_type_ids`` for BERT) and a class index, or a float tensor of shape (1,) for the STS-B regression
-(the shape of the model's single output). The registered collate function ``glue_collate`` pads a batch.
+:func:`glue_dataset_dict` returns these splits as a ``datasets.DatasetDict`` of raw texts, the ``datasets:``
+entry of a config in the schema of torchdistill's ``examples/hf_transformers/text_classification.py``, whose
+``preprocess`` section tokenises it (that script, or :mod:`plugins.glue.text_schema` under our runner). The
+label column is ``label_name`` (the class name, in the Hugging Face ``glue`` class order that
+``preprocess.label2id`` writes out) or, for the STS-B regression, ``score``.
 
 .. code-block:: yaml
 
-    datasets:
-      rte/train: !import_call
-        key: 'plugins.glue.data.glue_split'
-        init: {kwargs: {task: 'rte', split: 'train', family: 'roberta'}}
-    train:
-      train_data_loader:
-        dataset_id: 'rte/train'
-        collate_fn: 'glue_collate'
+    datasets: !import_call
+      key: 'plugins.glue.data.glue_dataset_dict'
+      init: {kwargs: {task: 'rte', val_fraction: 0.1, split_seed: 0}}
 """
 import csv
 import functools
 import os
-import sys
 
 import numpy as np
-import torch
-from torch.nn.utils.rnn import pad_sequence
-from torch.utils.data import Dataset, default_collate
 from torchdistill.common.constant import def_logger
-from tqdm import tqdm
 
-from ..registry import register_new_collate_func
-from .names import resolve_data_root, resolve_hf_dataset, resolve_tokenizer
+from .names import resolve_data_root, resolve_hf_dataset
 from .tasks import get_task
 
 logger = def_logger.getChild(__name__)
 
-__all__ = ['EncodedText', 'GlueDataset', 'glue_collate', 'glue_split', 'read_glue_tsv', 'load_examples',
-           'train_val_indices', 'load_tokenizer', 'pack_sequences', 'tokenize_columns']
-
-
-class EncodedText(dict):
-    """The token tensors of one sample; ``pad_token_id`` tells :func:`glue_collate` how to pad ``input_ids``."""
-
-    def __init__(self, tensors, pad_token_id=0):
-        super().__init__(tensors)
-        self.pad_token_id = pad_token_id
-
-
-class GlueDataset(Dataset):
-    """Tokenised GLUE samples stored as flat int32 arrays (a Python list per sample would take GBs on MNLI).
-
-    ``columns`` maps each tokenizer output (``input_ids``, ...) to ``(flat tokens, offsets)`` as made by
-    :func:`pack_sequences`; ``labels`` holds class indices, or floats when ``regression``.
-    """
-
-    def __init__(self, columns, labels, pad_token_id, regression):
-        self.pad_token_id = pad_token_id
-        self.regression = regression
-        self._columns = dict(columns)
-        if regression:
-            self.labels = torch.tensor(labels, dtype=torch.float32).reshape(-1, 1)
-        else:
-            self.labels = torch.tensor(labels, dtype=torch.long)
-        if any(len(offsets) - 1 != len(self.labels) for _, offsets in self._columns.values()):
-            raise ValueError('every tokenizer output needs one sequence per label')
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, index):
-        tensors = {key: torch.from_numpy(flat[offsets[index]:offsets[index + 1]].astype(np.int64))
-                   for key, (flat, offsets) in self._columns.items()}
-        return EncodedText(tensors, self.pad_token_id), self.labels[index]
-
-
-def pack_sequences(sequences):
-    """``(flat int32 tokens, int64 offsets)``: sequence ``i`` is ``flat[offsets[i]:offsets[i + 1]]``."""
-    lengths = np.fromiter((len(sequence) for sequence in sequences), dtype=np.int64, count=len(sequences))
-    flat = np.fromiter((token for sequence in sequences for token in sequence), dtype=np.int32,
-                       count=int(lengths.sum()))
-    return flat, np.concatenate([[0], np.cumsum(lengths)])
-
-
-def tokenize_columns(tokenizer, texts, max_length, chunk_size=8192):
-    """Tokenises one or two text columns chunk by chunk into packed arrays (``{key: (flat, offsets)}``)."""
-    parts, num_examples = {}, len(texts[0])
-    for start in tqdm(range(0, num_examples, chunk_size), desc='tokenizing', leave=False,
-                      disable=num_examples <= chunk_size or not sys.stderr.isatty()):
-        chunk = [list(column[start:start + chunk_size]) for column in texts]
-        encoded = tokenizer(*chunk, truncation=True, max_length=max_length)
-        for key in encoded.keys():
-            parts.setdefault(key, []).append(pack_sequences(encoded[key]))
-    columns = {}
-    for key, packed in parts.items():
-        flats = [flat for flat, _ in packed]
-        lengths = np.concatenate([np.diff(offsets) for _, offsets in packed])
-        columns[key] = (np.concatenate(flats), np.concatenate([[0], np.cumsum(lengths)]))
-    return columns
-
-
-@register_new_collate_func
-def glue_collate(batch):
-    """Pads ``(EncodedText, label[, supp_dict])`` samples to the longest in the batch (dynamic padding).
-
-    ``input_ids`` are padded with the tokenizer's pad id, every other key (attention mask, token types) with 0;
-    labels are stacked. Name it in a data loader as ``collate_fn: 'glue_collate'``.
-    """
-    columns = list(zip(*batch))
-    samples = columns[0]
-    pad_token_id = getattr(samples[0], 'pad_token_id', 0)
-    inputs = {key: pad_sequence([sample[key] for sample in samples], batch_first=True,
-                                padding_value=pad_token_id if key == 'input_ids' else 0)
-              for key in samples[0]}
-    labels = torch.stack(columns[1])
-    if len(columns) == 2:
-        return inputs, labels
-    return (inputs, labels) + tuple(default_collate(list(column)) for column in columns[2:])
+__all__ = ['glue_dataset_dict', 'ScoreLabels', 'read_glue_tsv', 'load_examples', 'train_val_indices']
 
 
 def _label_index(task, value, where):
@@ -221,53 +132,64 @@ def train_val_indices(labels, val_fraction, split_seed, stratify=True):
                             shuffle=True, stratify=strata)
 
 
-@functools.lru_cache(maxsize=4)
-def load_tokenizer(name_or_path):
-    """``AutoTokenizer.from_pretrained`` (a hub id, or a local folder for offline use), cached per process."""
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(name_or_path)
 
 
-def glue_split(task, split, family='roberta', tokenizer=None, data_root=None, hf_dataset=None, max_length=128,
-               val_fraction=0.1, split_seed=0):
-    """A tokenised :class:`GlueDataset` of ``split``: ``train``, ``val``, ``test`` (MNLI: also ``test_mismatched``).
+class ScoreLabels(dict):
+    """``preprocess.label2id`` of a regression: every label text maps to its number (``label2id['3.8'] == 3.8``).
+
+    torchdistill's text script numbers the distinct labels as classes unless ``label2id`` is given; a regression
+    keeps its scores with this one. Empty: a lookup converts the text.
+    """
+
+    def __missing__(self, key):
+        return float(key)
+
+    def __repr__(self):
+        return 'ScoreLabels()'
+
+
+def glue_dataset_dict(task, data_root=None, hf_dataset=None, val_fraction=0.1, split_seed=0):
+    """The raw ``datasets.DatasetDict`` of ``task``: ``train``, ``val``, ``test`` (MNLI: also ``test_mismatched``).
+
+    Columns: the task's text columns (``sentence``, or ``sentence1`` / ``sentence2``, ``question`` ...) and
+    ``label_name`` (class names) or ``score`` (STS-B). A new DatasetDict each call (torchdistill's text script
+    renames its columns in place); the splits themselves are read and built once per process.
 
     :param task: a GLUE task: ``cola``, ``sst2``, ``mrpc``, ``stsb``, ``qqp``, ``mnli``, ``qnli``, ``rte``, ``wnli``.
-    :param family: ``roberta`` or ``bert``, which picks the default tokenizer (see :mod:`plugins.glue.names`).
-    :param tokenizer: tokenizer name or local path; default ``KD_GLUE_TOKENIZER``, else the student's checkpoint.
     :param data_root: folder of the official GLUE TSVs; default ``KD_GLUE_DATA``, else the Hugging Face dataset.
     :param hf_dataset: Hugging Face dataset name; default ``KD_GLUE_HF_DATASET``, else ``nyu-mll/glue``.
-    :param max_length: longer inputs are truncated (the paper: 128).
     :param val_fraction: part of the training set held out as ``val``.
     :param split_seed: seed of that hold-out (fixed across training seeds and methods).
     """
+    import datasets
+
     task = get_task(task)
-    splits = ('train', 'val') + task.test_splits
-    if split not in splits:
-        raise ValueError(f'split must be one of {list(splits)} for {task.name}, got {split!r}')
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise ValueError(f'val_fraction must be a number in (0, 1), got {val_fraction!r}')
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
-        raise ValueError(f'max_length must be an integer >= 2, got {max_length!r}')
+    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
+        raise ValueError(f'split_seed must be an integer >= 0, got {split_seed!r}')
     data_root = resolve_data_root(data_root)
     hf_dataset = None if data_root else resolve_hf_dataset(hf_dataset)
-    return _tokenized_split(task.name, split, resolve_tokenizer(family, tokenizer), data_root, hf_dataset, max_length,
-                            float(val_fraction), split_seed)
+    return datasets.DatasetDict(_raw_splits(task.name, data_root, hf_dataset, float(val_fraction), split_seed))
 
 
 @functools.lru_cache(maxsize=8)
-def _tokenized_split(task, split, tokenizer, data_root, hf_dataset, max_length, val_fraction, split_seed):
-    """Cached per process: the configs a benchmark runs one after another share their (read-only) datasets."""
+def _raw_splits(task, data_root, hf_dataset, val_fraction, split_seed):
+    """{split: datasets.Dataset}, cached per process: the configs a benchmark loads share their (read-only) data."""
+    import datasets
+
     task = get_task(task)
-    if split in ('train', 'val'):
-        texts, labels = load_examples(task.name, 'train', data_root, hf_dataset)
-        train, val = train_val_indices(labels, val_fraction, split_seed, stratify=not task.is_regression)
-        chosen = train if split == 'train' else val
-        texts = [[column[i] for i in chosen] for column in texts]
-        labels = [labels[i] for i in chosen]
-    else:
-        texts, labels = load_examples(task.name, task.dev_splits[split][0], data_root, hf_dataset)
-    tokenizer = load_tokenizer(tokenizer)
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    logger.info('GLUE %s/%s: %d examples from %s', task.name, split, len(labels), data_root or hf_dataset)
-    return GlueDataset(tokenize_columns(tokenizer, texts, max_length), labels, pad_token_id, task.is_regression)
+    texts, labels = load_examples(task.name, 'train', data_root, hf_dataset)
+    train, val = train_val_indices(labels, val_fraction, split_seed, stratify=not task.is_regression)
+    sources = {'train': (texts, labels, train), 'val': (texts, labels, val)}
+    for split, (source_split, _) in task.dev_splits.items():
+        dev_texts, dev_labels = load_examples(task.name, source_split, data_root, hf_dataset)
+        sources[split] = (dev_texts, dev_labels, range(len(dev_labels)))
+    splits = {}
+    for split, (split_texts, split_labels, indices) in sources.items():
+        columns = {name: [column[i] for i in indices] for name, column in zip(task.text_columns, split_texts)}
+        columns[task.label_column] = [split_labels[i] if task.is_regression else task.label_names[split_labels[i]]
+                                      for i in indices]
+        splits[split] = datasets.Dataset.from_dict(columns)
+        logger.info('GLUE %s/%s: %d examples from %s', task.name, split, len(indices), data_root or hf_dataset)
+    return splits

@@ -16,14 +16,19 @@ MNLI's matched and mismatched accuracies are the ``test`` and ``extra_tests['mis
 the runner (the config's ``test.extra_test_data_loaders``). F1 counts class 1 (``equivalent``,
 ``duplicate``) as positive. A correlation is undefined for constant outputs; it is reported as 0 then
 (as scikit-learn does for the Matthews correlation), so that checkpoint selection never compares NaN.
+
+:class:`EvaluateMetric` puts any of them behind Hugging Face ``evaluate``'s ``add_batch`` / ``compute`` API for
+the ``metrics:`` section of torchdistill's text-classification script: the same function computes the figures
+under that script and under our runner.
 """
 import math
 
 import numpy as np
+import torch
 
-from ..evaluation import register_metric
+from ..evaluation import get_metric, register_metric
 
-__all__ = ['glue_cola', 'glue_stsb', 'glue_mrpc', 'glue_qqp']
+__all__ = ['glue_cola', 'glue_stsb', 'glue_mrpc', 'glue_qqp', 'EvaluateMetric']
 
 
 def _predictions(outputs):
@@ -78,3 +83,46 @@ def glue_mrpc(outputs, targets):
 def glue_qqp(outputs, targets):
     """QQP: accuracy (primary, as the paper's Table 3 reports) and F1 of the ``duplicate`` class, x 100."""
     return _accuracy_f1(outputs, targets)
+
+
+class EvaluateMetric:
+    """A registered metric (:mod:`plugins.evaluation`) with Hugging Face ``evaluate``'s API, for the ``metrics:``
+    section of torchdistill's ``examples/hf_transformers/text_classification.py``.
+
+    ``add_batch(prediction_scores=logits, references=labels)`` collects a batch; ``compute()`` returns the metric's
+    dict over everything collected (in percent, as our runner reports it) and starts empty again. The script passes
+    the logits as ``prediction_scores`` when ``evaluate.metrics.<key>.argmax`` is false; arg-max predictions are
+    refused, since the regression and the runner's own evaluation need the outputs themselves.
+
+    .. code-block:: yaml
+
+        metrics:
+          glue_cola: !import_call
+            key: 'plugins.glue.metrics.EvaluateMetric'
+            init: {kwargs: {metric: 'glue_cola'}}
+        evaluate:
+          main_metric: 'matthews_corr'       # the metric's primary figure
+          metrics: {glue_cola: {argmax: false}}
+    """
+
+    def __init__(self, metric: str):
+        self.metric = get_metric(metric)
+        self._outputs, self._references = [], []
+
+    def add_batch(self, predictions=None, references=None, prediction_scores=None) -> None:
+        if prediction_scores is None or references is None:
+            raise ValueError(f'metric {self.metric.name!r} takes the logits and the labels: '
+                             'add_batch(prediction_scores=..., references=...); in the text script set '
+                             f'evaluate.metrics.{self.metric.name}.argmax: false')
+        self._outputs.append(torch.as_tensor(prediction_scores).detach().float().cpu())
+        self._references.append(torch.as_tensor(references).detach().cpu())
+
+    def compute(self) -> dict:
+        if not self._outputs:
+            raise ValueError(f'metric {self.metric.name!r}: compute() before any add_batch()')
+        outputs, references = torch.cat(self._outputs), torch.cat(self._references)
+        self._outputs, self._references = [], []
+        return self.metric.compute(outputs, references)
+
+    def __repr__(self):
+        return f'EvaluateMetric({self.metric.name!r})'

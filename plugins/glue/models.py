@@ -1,56 +1,40 @@
-"""Hugging Face sequence classifiers as torchdistill models whose output is the logits tensor."""
-from torch import nn
-
+"""Hugging Face sequence classifiers built as torchdistill's text-classification script builds them."""
 from ..registry import register_new_model
-from .names import resolve_model
 
-__all__ = ['SequenceClassifierLogits', 'hf_sequence_classifier']
+__all__ = ['hf_text_classifier']
 
 
-class SequenceClassifierLogits(nn.Module):
-    """Wraps a ``*ForSequenceClassification`` model so that ``forward`` returns ``logits`` (batch x num_labels).
-
-    torchdistill's forward hook on ``'.'`` (io ``'output'``) then holds a tensor that our losses and
-    torchdistill's ``KDLoss`` / ``MSELoss`` read unchanged. Call it as ``model(**batch)``
-    (``forward_batch_only_as_kwargs``) or ``model(batch)`` (``forward_batch_only``) with the tokenizer's dict.
-    """
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch=None, **inputs):
-        if batch is not None:
-            inputs = {**batch, **inputs}
-        return self.model(**inputs).logits
+def _check_kwargs(value, field):
+    if not isinstance(value, dict) or not value.get('pretrained_model_name_or_path'):
+        raise ValueError(f'{field} must be a mapping with pretrained_model_name_or_path (a hub id or a local '
+                         f'save_pretrained folder), got {value!r}')
 
 
 @register_new_model
-def hf_sequence_classifier(num_labels, role='student', family='roberta', name_or_path=None, config=None,
-                           **from_pretrained_kwargs):
-    """``AutoModelForSequenceClassification`` with ``num_labels`` outputs (1 = regression), returning logits.
+def hf_text_classifier(config_kwargs: dict, model_kwargs: dict = None, from_config: bool = False):
+    """``AutoModelForSequenceClassification`` from a config entry of the text schema; its forward returns the
+    ``ModelOutput`` (``.logits``, and ``.loss`` when the batch holds ``labels``).
 
-    The checkpoint is ``name_or_path``, else the env var of ``role`` (``KD_GLUE_TEACHER`` / ``KD_GLUE_TA`` /
-    ``KD_GLUE_STUDENT``), else the paper's model of ``family`` (see :mod:`plugins.glue.names`); a local
-    ``save_pretrained`` folder works offline. With ``config`` (a dict with ``model_type`` and the
-    architecture's fields) the model is built untrained from that config instead, with no download.
+    The architecture is ``AutoConfig.from_pretrained(**config_kwargs)`` (``num_labels`` there; 1 = regression);
+    the weights are ``from_pretrained(config=..., **model_kwargs)``, or none with ``from_config`` (the runner then
+    loads the entry's ``src_ckpt``: a teacher's weights come only from its fine-tuned checkpoint).
+    :mod:`plugins.glue.text_schema` turns a text-schema model entry into this model key for our runner.
 
     .. code-block:: yaml
 
         student_model:
-          key: 'hf_sequence_classifier'
-          kwargs: {num_labels: 2, role: 'student', family: 'roberta', name_or_path: null}
+          key: 'hf_text_classifier'
+          kwargs:
+            config_kwargs: {pretrained_model_name_or_path: 'distilbert/distilroberta-base', num_labels: 2}
+            model_kwargs: {pretrained_model_name_or_path: 'distilbert/distilroberta-base'}
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-        raise ValueError(f'num_labels must be an integer >= 1, got {num_labels!r}')
-    if config is not None:
-        if not isinstance(config, dict) or 'model_type' not in config:
-            raise ValueError(f"config must be a dict with a 'model_type' (e.g. 'bert'), got {config!r}")
-        fields = {key: value for key, value in config.items() if key != 'model_type'}
-        model_config = AutoConfig.for_model(config['model_type'], num_labels=num_labels, **fields)
-        return SequenceClassifierLogits(AutoModelForSequenceClassification.from_config(model_config))
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model(role, family, name_or_path), num_labels=num_labels, **from_pretrained_kwargs)
-    return SequenceClassifierLogits(model)
+    _check_kwargs(config_kwargs, 'config_kwargs')
+    if not isinstance(from_config, bool):
+        raise ValueError(f'from_config must be true or false, got {from_config!r}')
+    config = AutoConfig.from_pretrained(**config_kwargs)
+    if from_config:
+        return AutoModelForSequenceClassification.from_config(config)
+    _check_kwargs(model_kwargs, 'model_kwargs')
+    return AutoModelForSequenceClassification.from_pretrained(config=config, **model_kwargs)

@@ -1,9 +1,11 @@
 """Which Hugging Face checkpoint, tokenizer and data each GLUE config uses, overridable without editing YAML.
 
-Resolution order for a model role (``teacher``, ``ta``, ``student``): an explicit ``name_or_path`` in the
-config (or ``--set models.<model>.kwargs.name_or_path=...``), then the environment variable
-``KD_GLUE_TEACHER`` / ``KD_GLUE_TA`` / ``KD_GLUE_STUDENT``, then the paper's model for the family.
-A name is a Hugging Face hub id or a LOCAL directory written by ``save_pretrained`` (works offline).
+The configs call these functions while they load (``!import_call``), so the environment decides. Resolution
+order for a model role (``teacher``, ``ta``, ``student``): an explicit ``name_or_path``, then the environment
+variable ``KD_GLUE_TEACHER`` / ``KD_GLUE_TA`` / ``KD_GLUE_STUDENT``, then the paper's model for the family
+(:data:`plugins.glue.families.FAMILIES`). A name is a Hugging Face hub id or a LOCAL directory written by
+``save_pretrained`` (works offline). In a distillation config the teacher's weights come from its fine-tuned
+checkpoint folder (``src_ckpt``); the name here gives its architecture.
 
 The tokenizer is shared by the teacher and the student (both read the same batch): ``KD_GLUE_TOKENIZER``,
 else the student's checkpoint. Data: ``KD_GLUE_DATA`` is a folder of the official GLUE TSVs (``CoLA/``,
@@ -12,19 +14,11 @@ formerly ``glue``) is loaded, which works offline once cached.
 """
 import os
 
+from .families import FAMILIES, ROLES
+
 __all__ = ['FAMILIES', 'ROLES', 'ENV_VARS', 'resolve_model', 'resolve_tokenizer', 'resolve_data_root',
            'resolve_hf_dataset', 'DEFAULT_HF_DATASET']
 
-# The paper's Section 4.3 / appendix B: RoBERTa-large -> RoBERTa-base (TA) -> DistilRoBERTa; a 24-layer BERT
-# -> BERT-base (TA) -> BERT-Small (4 layers, H = 512: Google's "BERT-Small" miniature). Hub ids in their current
-# namespaced form (the legacy 'roberta-large', 'bert-base-uncased', ... redirect to them).
-FAMILIES = {
-    'roberta': {'teacher': 'FacebookAI/roberta-large', 'ta': 'FacebookAI/roberta-base',
-                'student': 'distilbert/distilroberta-base'},
-    'bert': {'teacher': 'google-bert/bert-large-uncased', 'ta': 'google-bert/bert-base-uncased',
-             'student': 'google/bert_uncased_L-4_H-512_A-8'},
-}
-ROLES = ('teacher', 'ta', 'student')
 ENV_VARS = {'teacher': 'KD_GLUE_TEACHER', 'ta': 'KD_GLUE_TA', 'student': 'KD_GLUE_STUDENT',
             'tokenizer': 'KD_GLUE_TOKENIZER', 'data': 'KD_GLUE_DATA', 'hf_dataset': 'KD_GLUE_HF_DATASET'}
 DEFAULT_HF_DATASET = 'nyu-mll/glue'
@@ -45,7 +39,7 @@ def resolve_model(role, family='roberta', name_or_path=None):
     if role not in ROLES:
         raise ValueError(f'role must be one of {list(ROLES)}, got {role!r}')
     _check_family(family)
-    return name_or_path or _env(role) or FAMILIES[family][role]
+    return name_or_path or _env(role) or FAMILIES[family][role].hub_id
 
 
 def resolve_tokenizer(family='roberta', name_or_path=None):

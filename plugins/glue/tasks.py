@@ -43,6 +43,17 @@ class GlueTask:
         return 1 if self.is_regression else len(self.label_names)
 
     @property
+    def label_column(self):
+        """The label column of :func:`plugins.glue.data.glue_dataset_dict`: ``label_name`` or ``score`` (STS-B)."""
+        return 'score' if self.is_regression else 'label_name'
+
+    @property
+    def label2id(self):
+        """{class name: index} in the Hugging Face order (the text schema's ``preprocess.label2id``); None for
+        the regression."""
+        return None if self.is_regression else {name: index for index, name in enumerate(self.label_names)}
+
+    @property
     def test_splits(self):
         """Our test split names: ``('test',)``, or ``('test', 'test_mismatched')`` for MNLI."""
         return tuple(self.dev_splits)

@@ -54,10 +54,10 @@ def test_suite_compares_the_two_methods_on_equal_terms():
 
 
 def test_configs_need_no_teacher_run_or_checkpoint(tmp_path):
-    from plugins.config_checks import check_config
+    from plugins.config_checks import checked_stages
     from plugins.runner import load_config
     for config in NOISY_SINUSOID_CONFIGS.values():
-        check_config(load_config(config))  # no teacher_ckpt: the analytic teacher is complete
+        checked_stages(load_config(config))  # no teacher_ckpt: the analytic teacher is complete
     jobs = plan_suite(build_suite('noisy_sinusoid'), str(tmp_path))
     assert {job.role for job in jobs} == {'student'} and all(job.teacher_ckpt is None for job in jobs)
 

@@ -161,3 +161,27 @@ def test_recipe_rule_takes_the_shortest_recipe_within_half_a_point_of_the_best_a
     assert recipe_selection(records)[1] == (0.03, 50)
     failed = [dict(r, status='failed') if r['method'].startswith('kd_lr0.03_e50') else r for r in records]
     assert all((row['lr'], row['epochs']) != (0.03, 50) for row in recipe_selection(failed)[0])
+
+
+def test_a_new_digits_method_is_one_row_of_the_config_table(monkeypatch):
+    from benchmarks.suites import digits
+    monkeypatch.setitem(digits.DIGITS_CONFIGS, 'new_method', digits.DIGITS_CONFIGS['kd'])  # its YAML: kd's here
+    suite = build_suite('digits')
+    assert list(suite.methods)[:7] == ['scratch', 'kd', 'takd', 'annealing_kd', 'continuation_kd',
+                                       'kd_noise_mitigation', 'new_method']  # the table's order, the report's
+    spec = suite.methods['new_method']
+    assert (spec.config, spec.teacher_role, spec.group, spec.family) == (digits.DIGITS_CONFIGS['kd'], 'teacher',
+                                                                          'main', 'new_method')
+    jobs = plan_suite(suite, 'unused-output-dir', methods=['new_method'], seeds=[0])
+    assert [(job.role, job.method) for job in jobs] == [('teacher', 'teacher'), ('student', 'new_method')]
+    assert jobs[1].overrides == {'train.num_epochs': 50}  # the suite's budget, as every method
+
+
+def test_a_new_cifar_method_is_one_row_of_the_generators_table(monkeypatch):
+    from yaml_configs import cifar_configs
+    monkeypatch.setitem(cifar_configs.RUNS, 'new_method', cifar_configs.Run('takd', 'student', 'ta'))
+    suite = build_suite('cifar100', {'family': 'cnn'})
+    assert list(suite.methods) == ['scratch', 'kd', 'takd', 'annealing_kd', 'new_method', 'continuation_kd']
+    spec = suite.methods['new_method']
+    assert (spec.config, spec.teacher_role) == ('yaml_configs/cifar100/takd/plain_cnn2_from_plain_cnn4.yaml', 'ta')
+    assert cifar_configs.config_file('cifar100', 'cnn', 'new_method') == spec.config  # the generator's own path

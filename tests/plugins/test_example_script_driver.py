@@ -1,4 +1,5 @@
-"""Shipped configs under a driver of torchdistill's image-script kind (tests/example_script_driver.py).
+"""Shipped configs under a driver of torchdistill's image-script kind (tests/example_script_driver.py); the GLUE
+configs, in the text script's schema, run under tests/text_script_driver.py (test_text_script_driver.py).
 
 Algorithm 1 (Stage II from the best Stage-I checkpoint, the final student the best Stage-II checkpoint), the
 teacher's state, the teacher-output cache and the unadvanced-schedule guard must hold whichever driver runs a
@@ -296,42 +297,6 @@ def test_a_scheduled_loss_without_its_hook_fails_before_the_first_optimiser_step
     with pytest.raises((RuntimeError, ValueError), match="pre_epoch_process: 'advance_loss_schedules'"):
         run_like_image_script(config, on_box=on_box)
     assert steps == []
-
-
-def test_glue_annealing_config_knows_its_stage_lengths_under_the_image_script_order(tmp_path, monkeypatch):
-    """Stage II has no training loader of its own (torchdistill's text script fills no step count there): the
-    pre-epoch process tells each stage's scheduler its length, so the learning rate reaches 0 at each stage's end."""
-    from glue_fixtures import make_family, write_glue_tsvs
-    write_glue_tsvs(str(tmp_path / 'data'))
-    monkeypatch.setenv('KD_GLUE_DATA', str(tmp_path / 'data'))
-    for variable, path in make_family(str(tmp_path), 'roberta').items():
-        monkeypatch.setenv(variable, path)
-    config = load('glue/rte/annealing_kd/distilroberta_base_from_roberta_large.yaml')
-    teacher = config['models']['teacher_model']
-    torch.manual_seed(0)
-    torch.save({'model': get_model(teacher['key'], **teacher['kwargs']).state_dict()}, tmp_path / 'teacher.pt')
-    relocate(config, tmp_path / 'run', str(tmp_path / 'teacher.pt'),
-             {'train.stage1.num_epochs': 7, 'train.stage2.num_epochs': 2})  # tau_max 7
-    schedules, last_rates = [], {}
-
-    def on_epoch_start(box, epoch):
-        schedules.append((box.stage_number, box.lr_scheduler.num_training_steps, len(box.train_data_loader)))
-
-    def validate(box, epoch, student):
-        last_rates[box.stage_number] = box.optimizer.param_groups[0]['lr']
-        return SCRIPTED[epoch] if epoch < 7 else SCRIPTED[epoch + 3]  # Stage I best at epoch 3
-
-    monkeypatch.setattr(plugins.stages, 'evaluate', lambda *args, **kwargs: pytest.fail('evaluated twice'))
-    result = run_like_image_script(config, validate=validate, on_epoch_start=on_epoch_start, report_validation=True)
-    batches = schedules[0][2]
-    assert batches == 2  # 36 training examples, batch 32
-    assert schedules == [(1, 7 * batches, batches)] * 7 + [(2, 2 * batches, batches)] * 2
-    assert last_rates == {1: 0.0, 2: 0.0}  # linear decay to 0 at the end of each stage
-    assert result['box'].stage_checkpoints.results[0]['best_epoch'] == 3
-    final = saved_model(tmp_path / 'run' / 'student_best.pt')
-    assert same_state(state_of(result['student']), final)
-    assert same_state(final, saved_model(tmp_path / 'run' / 'stage2_best.pt'))
-    assert same_state(state_of(result['teacher']), saved_model(tmp_path / 'teacher.pt'))
 
 
 def test_a_teacher_trained_by_the_script_teaches_under_the_runner(digits_teachers, tmp_path):

@@ -5,13 +5,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from plugins.glue import names
-from plugins.glue.data import glue_collate, glue_split, load_examples, read_glue_tsv, train_val_indices
-from plugins.glue.models import SequenceClassifierLogits, hf_sequence_classifier
+from plugins.glue.data import ScoreLabels, glue_dataset_dict, load_examples, read_glue_tsv, train_val_indices
+from plugins.glue.families import FAMILIES
+from plugins.glue.models import hf_text_classifier
 from plugins.glue.schedulers import linear_warmup_schedule
 from plugins.glue.tasks import GLUE_TASKS, get_task
+from plugins.glue.text_schema import preprocess_text_datasets
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for glue_fixtures
 from glue_fixtures import HF_LABELS, TASK_DIRS, make_bert_tokenizer, make_encoder, make_roberta_tokenizer, \
@@ -38,6 +39,9 @@ def test_task_metadata_matches_the_hugging_face_label_order():
     assert GLUE_TASKS['stsb'].is_regression and GLUE_TASKS['stsb'].num_labels == 1
     assert GLUE_TASKS['mnli'].test_splits == ('test', 'test_mismatched')
     assert get_task('SST-2') is GLUE_TASKS['sst2'] and get_task('STS-B') is GLUE_TASKS['stsb']
+    assert GLUE_TASKS['wnli'].label2id == {'not_entailment': 0, 'entailment': 1}
+    assert GLUE_TASKS['stsb'].label2id is None and GLUE_TASKS['stsb'].label_column == 'score'
+    assert GLUE_TASKS['rte'].label_column == 'label_name'
     with pytest.raises(ValueError, match="task must be one of .*'wnli'.*got 'squad'"):
         get_task('squad')
 
@@ -71,7 +75,7 @@ def test_a_task_folder_itself_is_accepted_as_data_root(glue_root):
     assert list(labels) == [label for _, label in written['rte']['train.tsv']]
 
 
-def test_train_and_val_are_a_fixed_stratified_partition_of_the_official_training_set(glue_root, tokenizers):
+def test_train_and_val_are_a_fixed_stratified_partition_of_the_official_training_set(glue_root):
     root, written = glue_root
     texts, labels = load_examples('qnli', 'train', root, None)
     train, val = train_val_indices(labels, 0.25, split_seed=0)
@@ -81,48 +85,69 @@ def test_train_and_val_are_a_fixed_stratified_partition_of_the_official_training
     again, _ = train_val_indices(labels, 0.25, split_seed=0)
     assert np.array_equal(train, again)
     assert not np.array_equal(train_val_indices(labels, 0.25, split_seed=1)[1], val)
-    kwargs = dict(family='roberta', tokenizer=tokenizers['roberta'], data_root=root, val_fraction=0.25)
-    train_set, val_set = glue_split('qnli', 'train', **kwargs), glue_split('qnli', 'val', **kwargs)
-    test_set = glue_split('qnli', 'test', **kwargs)
-    assert (len(train_set), len(val_set), len(test_set)) == (30, 10, len(written['qnli']['dev.tsv']))
-    assert sorted(train_set.labels.tolist() + val_set.labels.tolist()) == sorted(labels)
+    splits = glue_dataset_dict('qnli', data_root=root, val_fraction=0.25)
+    assert sorted(splits) == ['test', 'train', 'val']
+    assert (len(splits['train']), len(splits['val']), len(splits['test'])) == (30, 10, len(written['qnli']['dev.tsv']))
+    assert splits['train'].column_names == ['question', 'sentence', 'label_name']
+    names_ = HF_LABELS['qnli']
+    held_out = list(splits['train']['label_name']) + list(splits['val']['label_name'])
+    assert sorted(held_out) == sorted(names_[i] for i in labels)
+    assert list(splits['val']['question']) == [texts[0][i] for i in val]  # the held-out examples, in the split's order
+    assert list(splits['test']['label_name']) == [names_[label] for _, label in written['qnli']['dev.tsv']]
+    assert glue_dataset_dict('qnli', data_root=root, val_fraction=0.25) is not splits  # a new dict: the script renames
+    mnli = glue_dataset_dict('mnli', data_root=root)
+    assert sorted(mnli) == ['test', 'test_mismatched', 'train', 'val'] and mnli['test'].column_names == [
+        'premise', 'hypothesis', 'label_name']
+
+
+def preprocess_settings(task, max_length=128):
+    glue_task = GLUE_TASKS[task]
+    splits = ['train', 'val', 'test']
+    return dict(text_keys=list(glue_task.text_columns), label_key=glue_task.label_column,
+                label2id=ScoreLabels() if glue_task.is_regression else glue_task.label2id, pad_to_max_length=False,
+                max_length=max_length, base_split_name='train', batched=True,
+                dataset_id_map={f'{task}/{split}': split for split in splits})
 
 
 @pytest.mark.parametrize('family', ['bert', 'roberta'])
-def test_samples_are_the_tokenizer_outputs_and_the_collate_pads_them(glue_root, tokenizers, family):
-    from transformers import AutoTokenizer
+def test_samples_are_the_tokenizer_outputs_and_the_collator_pads_them(glue_root, tokenizers, family):
+    from transformers import AutoTokenizer, DataCollatorWithPadding
 
     root, written = glue_root
     tokenizer = AutoTokenizer.from_pretrained(tokenizers[family])
-    dataset = glue_split('mrpc', 'test', family=family, tokenizer=tokenizers[family], data_root=root)
+    datasets = preprocess_text_datasets(glue_dataset_dict('mrpc', data_root=root), tokenizer,
+                                        **preprocess_settings('mrpc'))
+    dataset = datasets['mrpc/test']
     examples = written['mrpc']['dev.tsv']
     for index in (0, 5):
         (sentence1, sentence2), label = examples[index]
-        inputs, target = dataset[index]
         expected = tokenizer(sentence1, sentence2, truncation=True, max_length=128)
-        assert {key: value.tolist() for key, value in inputs.items()} == {key: expected[key] for key in expected}
-        assert target.dtype == torch.long and target.item() == label
-    assert ('token_type_ids' in dataset[0][0]) == (family == 'bert')  # RoBERTa has no segment ids
+        assert dataset[index] == dict(expected, label=label)  # the tokenizer's outputs and the class index
+    assert ('token_type_ids' in dataset.column_names) == (family == 'bert')  # RoBERTa has no segment ids
     samples = [dataset[0], dataset[1], dataset[2]]
-    lengths = [len(sample['input_ids']) for sample, _ in samples]
-    batch, labels, supp = glue_collate([sample + ({},) for sample in samples])  # torchdistill's training triples
-    assert batch['input_ids'].shape == (3, max(lengths)) and labels.tolist() == [0, 1, 0] and supp == {}
+    lengths = [len(sample['input_ids']) for sample in samples]
+    batch = DataCollatorWithPadding(tokenizer)(samples)
+    assert batch['input_ids'].shape == (3, max(lengths)) and batch['labels'].tolist() == [0, 1, 0]
+    assert batch['labels'].dtype == torch.long
     for row, length in enumerate(lengths):
-        assert batch['input_ids'][row, :length].tolist() == samples[row][0]['input_ids'].tolist()
+        assert batch['input_ids'][row, :length].tolist() == samples[row]['input_ids']
         assert set(batch['input_ids'][row, length:].tolist()) <= {tokenizer.pad_token_id}
         assert batch['attention_mask'][row].tolist() == [1] * length + [0] * (max(lengths) - length)
     assert tokenizer.pad_token_id == (0 if family == 'bert' else 1)
-    assert len(glue_collate(samples)) == 2  # evaluation pairs stay pairs
 
 
-def test_regression_labels_are_float_columns_and_max_length_truncates(glue_root, tokenizers):
+def test_regression_labels_stay_scores_and_max_length_truncates(glue_root, tokenizers):
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
     root, written = glue_root
-    dataset = glue_split('stsb', 'test', tokenizer=tokenizers['bert'], data_root=root, max_length=5, family='bert')
-    loader = DataLoader(dataset, batch_size=4, collate_fn=glue_collate)
-    batch, labels = next(iter(loader))
-    assert labels.dtype == torch.float32 and labels.shape == (4, 1)
-    assert np.allclose(labels[:, 0].numpy(), [score for _, score in written['stsb']['dev.tsv'][:4]])
+    tokenizer = AutoTokenizer.from_pretrained(tokenizers['bert'])
+    datasets = preprocess_text_datasets(glue_dataset_dict('stsb', data_root=root), tokenizer,
+                                        **preprocess_settings('stsb', max_length=5))
+    batch = DataCollatorWithPadding(tokenizer)([datasets['stsb/test'][i] for i in range(4)])
+    assert batch['labels'].dtype == torch.float32 and batch['labels'].shape == (4,)
+    assert np.allclose(batch['labels'].numpy(), [score for _, score in written['stsb']['dev.tsv'][:4]])
     assert batch['input_ids'].shape == (4, 5)
+    assert ScoreLabels()['3.8'] == 3.8 and ScoreLabels()[str(0.455)] == 0.455
 
 
 def test_hugging_face_dataset_layout_is_read_with_datasets(tmp_path, monkeypatch):
@@ -143,7 +168,7 @@ def test_hugging_face_dataset_layout_is_read_with_datasets(tmp_path, monkeypatch
         assert load_examples('mnli', split, None, str(repo)) == ((tuple(premises), tuple(hypotheses)), tuple(labels))
 
 
-def test_bad_files_and_arguments_fail_with_the_field_named(tmp_path, glue_root, tokenizers):
+def test_bad_files_and_arguments_fail_with_the_field_named(tmp_path, glue_root):
     root, _ = glue_root
     with pytest.raises(FileNotFoundError, match='no GLUE file'):
         read_glue_tsv(str(tmp_path / 'missing.tsv'), 'rte')
@@ -155,18 +180,21 @@ def test_bad_files_and_arguments_fail_with_the_field_named(tmp_path, glue_root, 
     (bad / 'train.tsv').write_text('index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailed\n')
     with pytest.raises(ValueError, match=r"train.tsv:2: label 'entailed' is not one of \['entailment', "):
         read_glue_tsv(str(bad / 'train.tsv'), 'rte')
-    with pytest.raises(ValueError, match=r"split must be one of \['train', 'val', 'test'\] for rte"):
-        glue_split('rte', 'test_mismatched', tokenizer=tokenizers['bert'], data_root=root)
     with pytest.raises(ValueError, match='val_fraction must be a number in'):
-        glue_split('rte', 'train', tokenizer=tokenizers['bert'], data_root=root, val_fraction=1.5)
+        glue_dataset_dict('rte', data_root=root, val_fraction=1.5)
+    with pytest.raises(ValueError, match='split_seed must be an integer >= 0'):
+        glue_dataset_dict('rte', data_root=root, split_seed=-1)
+    with pytest.raises(ValueError, match="task must be one of .*got 'squad'"):
+        glue_dataset_dict('squad', data_root=root)
     with pytest.raises(ValueError, match="family must be one of \\['bert', 'roberta'\\]"):
-        glue_split('rte', 'train', data_root=root, family='gpt')
+        names.resolve_tokenizer('gpt')
 
 
 def test_names_follow_argument_then_environment_then_the_paper(monkeypatch):
     for variable in names.ENV_VARS.values():
         monkeypatch.delenv(variable, raising=False)
-    assert names.resolve_model('teacher', 'roberta') == 'FacebookAI/roberta-large'
+    assert names.resolve_model('teacher', 'roberta') == 'FacebookAI/roberta-large' == FAMILIES['roberta'][
+        'teacher'].hub_id
     assert names.resolve_model('student', 'bert') == 'google/bert_uncased_L-4_H-512_A-8'
     assert names.resolve_tokenizer('roberta') == 'distilbert/distilroberta-base'
     assert names.resolve_data_root() is None and names.resolve_hf_dataset() == 'nyu-mll/glue'
@@ -184,29 +212,33 @@ def test_names_follow_argument_then_environment_then_the_paper(monkeypatch):
 
 
 @pytest.mark.parametrize('model_type', ['bert', 'roberta'])
-def test_model_is_loaded_with_from_pretrained_and_returns_the_logits(tmp_path, tokenizers, model_type):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def test_model_is_built_as_the_text_script_builds_it(tmp_path, tokenizers, model_type):
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     family = 'bert' if model_type == 'bert' else 'roberta'
     checkpoint = make_encoder(str(tmp_path / model_type), model_type, tokenizers[family])
+    config_kwargs = {'pretrained_model_name_or_path': checkpoint, 'num_labels': 3}
     torch.manual_seed(0)
-    model = hf_sequence_classifier(3, role='student', family=family, name_or_path=checkpoint).eval()
-    assert isinstance(model, SequenceClassifierLogits) and model.model.config.num_labels == 3
+    model = hf_text_classifier(config_kwargs, {'pretrained_model_name_or_path': checkpoint}).eval()
+    assert model.config.num_labels == 3
     torch.manual_seed(0)  # the same fresh classifier head
-    reference = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=3).eval()
+    reference = AutoModelForSequenceClassification.from_pretrained(
+        checkpoint, config=AutoConfig.from_pretrained(checkpoint, num_labels=3)).eval()
     batch = dict(AutoTokenizer.from_pretrained(tokenizers[family])(['the good movie', 'a bad dog sat'],
                                                                    padding=True, return_tensors='pt'))
     with torch.no_grad():
-        logits = model(**batch)
-        assert torch.is_tensor(logits) and logits.shape == (2, 3)
-        assert torch.equal(logits, reference(**batch).logits)
-        assert torch.equal(model(batch), logits)  # forward_batch_only passes the dict positionally
-    untrained = hf_sequence_classifier(1, config={'model_type': model_type, 'vocab_size': 400, 'hidden_size': 8,
-                                                  'num_hidden_layers': 1, 'num_attention_heads': 2,
-                                                  'intermediate_size': 8})
-    assert untrained.model.config.num_labels == 1
-    with pytest.raises(ValueError, match='num_labels must be an integer >= 1'):
-        hf_sequence_classifier(0, config={'model_type': model_type})
+        output = model(**batch, labels=torch.tensor([0, 2]))
+        assert output.logits.shape == (2, 3) and torch.equal(output.logits, reference(**batch).logits)
+        assert output.loss == pytest.approx(torch.nn.functional.cross_entropy(output.logits, torch.tensor([0, 2])))
+    encoder = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=3)
+    untrained = hf_text_classifier(config_kwargs, from_config=True)  # no pretrained weights: a checkpoint follows
+    assert untrained.config.num_labels == 3
+    assert not torch.equal(untrained.state_dict()[next(iter(encoder.state_dict()))],
+                           encoder.state_dict()[next(iter(encoder.state_dict()))])
+    with pytest.raises(ValueError, match='config_kwargs must be a mapping with pretrained_model_name_or_path'):
+        hf_text_classifier({'num_labels': 2}, {'pretrained_model_name_or_path': checkpoint})
+    with pytest.raises(ValueError, match='model_kwargs must be a mapping with pretrained_model_name_or_path'):
+        hf_text_classifier(config_kwargs)
 
 
 def test_linear_warmup_schedule_matches_the_hand_computed_rates():

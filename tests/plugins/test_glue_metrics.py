@@ -62,3 +62,28 @@ def test_accuracy_tasks_and_checkpoint_selection_direction():
         assert metric.higher_is_better and metric.is_better(51.0, 50.0) and not metric.is_better(49.0, 50.0)
     assert {task.metric for task in GLUE_TASKS.values()} == {'glue_cola', 'glue_stsb', 'glue_mrpc', 'glue_qqp',
                                                             'accuracy'}
+
+
+def test_evaluate_style_metric_gives_the_registered_metric_over_its_batches():
+    """The text script's metric objects compute exactly what the runner's evaluation computes (one function)."""
+    from plugins.glue.metrics import EvaluateMetric
+
+    labels = [1, 1, 1, 0, 0, 0, 1, 0]
+    logits = one_hot_scores([1, 1, 0, 0, 0, 1, 1, 0]) + 0.1 * torch.arange(16.0).reshape(8, 2)
+    metric = EvaluateMetric('glue_cola')
+    metric.add_batch(prediction_scores=logits[:5], references=torch.tensor(labels[:5]))
+    metric.add_batch(prediction_scores=logits[5:], references=torch.tensor(labels[5:]))
+    assert metric.compute() == get_metric('glue_cola').compute(logits, torch.tensor(labels))
+    metric.add_batch(prediction_scores=logits[:4], references=torch.tensor(labels[:4]))  # empty again after compute
+    assert metric.compute() == get_metric('glue_cola').compute(logits[:4], torch.tensor(labels[:4]))
+    scores = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    stsb = EvaluateMetric('glue_stsb')
+    stsb.add_batch(prediction_scores=scores, references=torch.tensor([2.0, 4.0, 6.0, 9.0]))  # the collator's (N,)
+    assert stsb.compute()['pearson'] == pytest.approx(100 * 11.5 / math.sqrt(5 * 26.75))
+    with pytest.raises(ValueError, match=r'glue_mrpc.*prediction_scores=.*argmax: false'):
+        EvaluateMetric('glue_mrpc').add_batch(predictions=torch.tensor([1, 0]), references=torch.tensor([1, 0]))
+    with pytest.raises(ValueError, match='compute\\(\\) before any add_batch'):
+        EvaluateMetric('accuracy').compute()
+    from plugins.errors import ConfigError
+    with pytest.raises(ConfigError, match="evaluation.metric must be one of .*got 'f1'"):
+        EvaluateMetric('f1')

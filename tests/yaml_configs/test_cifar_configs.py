@@ -8,9 +8,10 @@ import torch
 from torch.utils.data import DataLoader
 from torchdistill.models.registry import get_model
 
+from benchmarks.configs import read_structure
 from benchmarks.suites.cifar import FAMILIES, build_cifar10, build_cifar100
 from continuation import DEFAULT_MARGIN
-from plugins.config_checks import check_config
+from plugins.config_checks import checked_stages
 from plugins.datasets.cifar import cifar_split
 from plugins.runner import apply_overrides, load_config, run_config
 
@@ -133,8 +134,9 @@ def test_table6_settings(path, tiny_cifar, tmp_path):
     # What torchdistill's image-classification script needs: the final checkpoint, its log frequency, the data root.
     assert student_model['dst_ckpt'] == f'./runs/{path[:-len(".yaml")]}/student_best.pt'
     assert isinstance(config['train']['log_freq'], int)
-    with open(full_path(path)) as f:  # the datasets are built when the YAML loads: read the kwargs in the text
-        assert f.read().count("        root: '~/datasets'") == 3  # train, val and test
+    datasets = read_structure(full_path(path))['datasets']  # built when the YAML loads: read them unbuilt
+    assert [datasets[f'{dataset}/{split}']['init']['kwargs']['root'] for split in ('train', 'val', 'test')] == \
+        ['~/datasets'] * 3
     if method == 'continuation_kd':  # the published objective, T_max 20, psi of Eq. 7
         kwargs = terms['continuation_kd']['kwargs']
         assert {key: value for key, value in kwargs.items() if not key.endswith('_module_path')
@@ -143,7 +145,7 @@ def test_table6_settings(path, tiny_cifar, tmp_path):
             'psi': {'ramp': '3/4'}, 'anneal_teacher': True, 'anneal_margin': True, 'task': 'classification'}
     dummy_ckpt = tmp_path / 'teacher.pt'
     dummy_ckpt.write_bytes(b'')
-    assert len(check_config(config, teacher_ckpt=str(dummy_ckpt))) == len(stages)
+    assert len(checked_stages(config, teacher_ckpt=str(dummy_ckpt))) == len(stages)
 
 
 @pytest.mark.parametrize('dataset', sorted(NUM_CLASSES))
@@ -267,7 +269,7 @@ def test_suites_name_existing_configs_and_teacher_roles(build, dataset, family, 
         config = load_config(os.path.join(REPO, config_path))
         suite_overrides = {key: value for key, value in suite.quick_overrides.items() if has_key(config, key)}
         config = apply_overrides(config, {**suite_overrides, **method_overrides})
-        stages = check_config(config, teacher_ckpt=tiny_cifar[dataset, 'resnet8'])
+        stages = checked_stages(config, teacher_ckpt=tiny_cifar[dataset, 'resnet8'])
         assert sum(stage['num_epochs'] for _, stage, _ in stages) <= 4, config_path
 
 

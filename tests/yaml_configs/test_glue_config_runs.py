@@ -28,7 +28,7 @@ def shortest_run(config):
     Continuation-KD also a fixed psi, as a dynamic psi cannot both start at 0 and reach 1 in one epoch)."""
     if 'stage1' not in config['train']:
         overrides = {'train.num_epochs': 1}
-        if 'continuation_kd' in config['train']['criterion']['kwargs']['sub_terms']:
+        if 'continuation_kd' in (config['train']['criterion']['kwargs'].get('sub_terms') or {}):
             overrides.update({f'{CONTINUATION_KWARGS}.max_temperature': 1, f'{CONTINUATION_KWARGS}.psi': {'value': 0.5}})
         return overrides
     overrides = {f'train.{stage}.num_epochs': 1 for stage in config['train'] if stage.startswith('stage')}
@@ -45,7 +45,7 @@ def test_every_glue_config_trains_one_epoch(relative_path, tiny_glue_models, mon
     path = os.path.join(REPO, 'yaml_configs', relative_path)
     config = load_config(path)
     teacher_ckpt = None
-    if 'teacher_model' in config['models']:  # an untrained teacher of the right architecture and head
+    if 'teacher_model' in config['models']:  # an untrained teacher of the right architecture and head (a .pt file)
         torch.manual_seed(0)
         teacher_ckpt = str(tmp_path / 'teacher.pt')
         torch.save({'model': build_model(config['models']['teacher_model'], torch.device('cpu')).state_dict()},
@@ -56,3 +56,4 @@ def test_every_glue_config_trains_one_epoch(relative_path, tiny_glue_models, mon
     assert result['metric'] == {'cola': 'matthews_corr', 'stsb': 'pearson'}.get(task, result['metric'])
     assert set(result['extra_tests']) == ({'mismatched'} if task == 'mnli' else set())
     assert os.path.isfile(tmp_path / 'run' / 'student_best.pt')
+    assert result['student_params'] <= (result['teacher_params'] or float('inf'))  # 1-layer student; 1 or 2 layers
