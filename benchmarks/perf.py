@@ -55,7 +55,8 @@ from torchdistill.models.registry import get_model  # noqa: E402
 import plugins  # noqa: E402,F401  (registers our losses, models and wrappers)
 from plugins.atomic_files import atomic_write_json  # noqa: E402
 from plugins.caching import CachedTeacherWrapper, apply_teacher_cache  # noqa: E402
-from plugins.config_checks import checked_stages  # noqa: E402
+from plugins.config_checks import check_device, checked_stages  # noqa: E402
+from plugins.errors import ConfigError  # noqa: E402
 from plugins.idle_teacher import release_idle_teacher  # noqa: E402
 from plugins.losses.scheduled import find_scheduled_losses  # noqa: E402
 
@@ -493,8 +494,10 @@ def get_args(argv: list = None) -> argparse.Namespace:
             setattr(args, key, value)
         if getattr(args, key) < 1:
             parser.error(f"--{key.replace('_', '-')} must be >= 1")
-    if args.device != 'cpu' and not args.device.startswith('cuda'):
-        parser.error(f"--device must be 'cpu' or 'cuda[:N]', got {args.device!r}")
+    try:
+        check_device(args.device)
+    except ConfigError as error:
+        parser.error(str(error))
     if args.output is None:
         args.output = os.path.join('runs', 'perf', 'perf_quick.json' if args.quick else 'perf.json')
     args.argv = list(sys.argv[1:] if argv is None else argv)

@@ -29,6 +29,8 @@ import os
 import numpy as np
 from torchdistill.common.constant import def_logger
 
+from continuation.checks import check_integer, check_number
+
 from .names import resolve_data_root, resolve_hf_dataset
 from .tasks import get_task
 
@@ -164,10 +166,8 @@ def glue_dataset_dict(task, data_root=None, hf_dataset=None, val_fraction=0.1, s
     import datasets
 
     task = get_task(task)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise ValueError(f'val_fraction must be a number in (0, 1), got {val_fraction!r}')
-    if isinstance(split_seed, bool) or not isinstance(split_seed, int) or split_seed < 0:
-        raise ValueError(f'split_seed must be an integer >= 0, got {split_seed!r}')
+    check_number(val_fraction, 'val_fraction', 0, 1, exclusive_minimum=True, exclusive_maximum=True)
+    check_integer(split_seed, 'split_seed', 0)
     data_root = resolve_data_root(data_root)
     hf_dataset = None if data_root else resolve_hf_dataset(hf_dataset)
     return datasets.DatasetDict(_raw_splits(task.name, data_root, hf_dataset, float(val_fraction), split_seed))

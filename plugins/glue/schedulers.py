@@ -1,6 +1,8 @@
 """The linear warm-up / linear decay learning-rate schedule of BERT-style fine-tuning, for torchdistill."""
 from torch.optim.lr_scheduler import LambdaLR
 
+from continuation.checks import check_integer, check_number
+
 from ..registry import register_new_scheduler
 
 __all__ = ['linear_warmup_schedule', 'StageLengthLinearWarmup', 'STAGE_LENGTH']
@@ -9,9 +11,8 @@ STAGE_LENGTH = 'stage'  # num_training_steps: 'stage' = the stage's optimiser st
 
 
 def _check_steps(num_training_steps):
-    if isinstance(num_training_steps, bool) or not isinstance(num_training_steps, int) or num_training_steps < 1:
-        raise ValueError(f"scheduler.kwargs.num_training_steps must be an integer >= 1 or '{STAGE_LENGTH}' (the "
-                         f'stage\'s length, told by the pre-epoch process), got {num_training_steps!r}')
+    check_integer(num_training_steps, 'scheduler.kwargs.num_training_steps',
+                  note=f" or '{STAGE_LENGTH}' (the stage's length, told by the pre-epoch process)")
 
 
 class _LinearWarmupFactor:
@@ -87,8 +88,7 @@ def linear_warmup_schedule(optimizer, num_training_steps, warmup_ratio=0.06):
     """
     from transformers import get_linear_schedule_with_warmup
 
-    if isinstance(warmup_ratio, bool) or not isinstance(warmup_ratio, (int, float)) or not 0 <= warmup_ratio < 1:
-        raise ValueError(f'scheduler.kwargs.warmup_ratio must be a number in [0, 1), got {warmup_ratio!r}')
+    check_number(warmup_ratio, 'scheduler.kwargs.warmup_ratio', 0, 1, exclusive_maximum=True)
     if num_training_steps == STAGE_LENGTH:
         return StageLengthLinearWarmup(optimizer, warmup_ratio)
     _check_steps(num_training_steps)

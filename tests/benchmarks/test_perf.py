@@ -66,7 +66,7 @@ def test_table_names_every_ratio(quick_run):
 
 
 @pytest.mark.parametrize('argv, message', [(['--batch-size', '0'], '--batch-size must be >= 1'),
-                                           (['--device', 'tpu'], "--device must be 'cpu' or 'cuda[:N]'")])
+                                           (['--device', 'tpu'], "--device must be 'cpu', 'cuda' or 'cuda:N'")])
 def test_bad_arguments_are_named(argv, message, capsys):
     with pytest.raises(SystemExit):
         perf.get_args(argv)
