@@ -155,7 +155,7 @@ def tiny_cifar(tmp_path, monkeypatch):
 
 def load_cifar(relative_path, root, shrink_teacher=True):
     """A CIFAR config reading the tiny files through its ``root:`` kwarg; ResNet-110 / -20 built as ResNet-8."""
-    config = load(relative_path, replace=[("root: '~/datasets'", f'root: {root!r}')])
+    config = load(relative_path, replace=[('root: ~/datasets', f'root: {root!r}')])
     assert len(config['datasets']['cifar10/train']) == 36 and len(config['datasets']['cifar10/val']) == 4
     teacher = config['models'].get('teacher_model')
     if teacher is not None and shrink_teacher and teacher['key'] in ('resnet110', 'resnet20'):
