@@ -97,10 +97,29 @@ def _check_registered(field, section, registry, what, leading):
     return kwargs
 
 
+def _optimizers():
+    """torchdistill's optimizers, less the abstract base class it also registers."""
+    return {key: value for key, value in OPTIM_DICT.items() if value is not torch.optim.Optimizer}
+
+
+def _schedulers():
+    """torchdistill's schedulers: it registers every name in ``torch.optim.lr_scheduler`` (``Any``, ``Counter``,
+    ``Tensor``, ``partial``...), of which only the scheduler classes (not the base class) and functions build one."""
+    from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+
+    def builds_a_scheduler(value):
+        if inspect.isclass(value):
+            return issubclass(value, (LRScheduler, ReduceLROnPlateau)) and value is not LRScheduler
+        return inspect.isfunction(value)
+
+    return {key: value for key, value in SCHEDULER_DICT.items()
+            if isinstance(key, str) and not key.startswith('_') and builds_a_scheduler(value)}
+
+
 def _check_optimization(field, stage):
     optimizer = stage.get('optimizer')
     if optimizer:
-        kwargs = _check_registered(f'{field}.optimizer', optimizer, OPTIM_DICT, 'optimizer', leading=1)
+        kwargs = _check_registered(f'{field}.optimizer', optimizer, _optimizers(), 'optimizer', leading=1)
         if 'lr' in kwargs:
             check_number(kwargs['lr'], f'{field}.optimizer.kwargs.lr', 0, finite=True, error=ConfigError)
         for index, group in enumerate(optimizer.get('module_wise_params') or []):
@@ -109,7 +128,7 @@ def _check_optimization(field, stage):
                              finite=True, error=ConfigError)
     scheduler = stage.get('scheduler')
     if scheduler:
-        _check_registered(f'{field}.scheduler', scheduler, SCHEDULER_DICT, 'scheduler', leading=1)
+        _check_registered(f'{field}.scheduler', scheduler, _schedulers(), 'scheduler', leading=1)
 
 
 def _check_models(models, require_files):

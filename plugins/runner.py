@@ -308,7 +308,7 @@ def _run_log(output_dir: str, log_file: str) -> Iterator[None]:
         return
     try:
         os.makedirs(output_dir, exist_ok=True)
-        handler = _LogFileHandler(log_file, mode='w')
+        handler = _LogFileHandler(log_file, mode='a', delay=True)  # a rerun into the directory keeps the earlier log
     except OSError as error:
         raise OutputWriteError(error.errno, f'cannot write {log_file}: {error.strerror or error}') from error
     handler.setFormatter(logging.Formatter(LOGGING_FORMAT))

@@ -7,6 +7,7 @@ import torch
 
 import plugins.runner as runner
 from benchmarks import sinusoid_figure
+from plugins import atomic_files
 from plugins.atomic_files import atomic_write_bytes
 from plugins.checkpoint import load_checkpoint, load_model_weights, verify_checkpoint
 from plugins.errors import CheckpointError, OutputWriteError
@@ -128,3 +129,26 @@ def test_a_failed_write_names_the_file_and_leaves_no_partial_file(tmp_path, monk
     assert str(error.value) == (f'cannot write {target}: No space left on device; free space on that file system '
                                 f'or write elsewhere')
     assert error.value.errno == errno.ENOSPC and os.listdir(tmp_path) == []
+
+
+class _FullDisk:
+    def write(self, data):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    def flush(self):
+        pass
+
+
+def test_a_write_error_hidden_by_the_serialiser_is_reported_as_the_write_error(tmp_path):
+    # torch.save's zip writer turns the OSError of a write on a full disk into "RuntimeError: ... unexpected pos"
+    # (tests/plugins/test_fault_regressions.py shows it on a real full tmpfs, where the machine allows mounting one)
+    def serialiser(fp):
+        fp.fp = _FullDisk()  # the temporary file's disk is full from here on
+        try:
+            fp.write(b'x' * 10)
+        except OSError:
+            raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 10') from None
+
+    with pytest.raises(OutputWriteError, match=r"model\.pt: No space left on device; free space on that file system"):
+        atomic_files._atomic_write(tmp_path / 'model.pt', serialiser)
+    assert os.listdir(tmp_path) == []

@@ -10,7 +10,9 @@ import time
 import pytest
 import torch
 
+from plugins.atomic_files import atomic_torch_save
 from plugins.checkpoint import load_checkpoint
+from plugins.errors import OutputWriteError
 from plugins.models.mlp import mlp
 from runner_fixtures import TWO_STAGE
 
@@ -141,3 +143,10 @@ def test_a_cache_larger_than_the_free_space_is_refused_at_creation_not_a_bus_err
         f"plugins.errors.TeacherCacheError: teacher_cache.cache_dir: cannot create a 1.0 MiB cache in "
         f"'{small_disk}/cache': No space left on device; free space there, set another teacher_cache.cache_dir or "
         f"set teacher_cache.mode: memory")
+
+
+def test_a_checkpoint_larger_than_the_free_space_is_named_not_a_serialiser_error(small_disk):
+    # torch.save's zip writer reports the full disk as "RuntimeError: ... unexpected pos"; the file must be named
+    with pytest.raises(OutputWriteError, match=r'cannot write .*big\.pt: No space left on device; free space'):
+        atomic_torch_save({'model': {'weight': torch.zeros(200_000)}}, small_disk / 'big.pt')  # 800 KB on 256 KiB
+    assert os.listdir(small_disk) == []

@@ -57,6 +57,13 @@ BAD_TEXTS = [
                          "optimizer: {key: 'SGD', kwargs: {lr: 0.1, momentum: 0.9}}\n"
                          "    scheduler: {key: 'StepLRR', kwargs: {step_size: 1}}"),
      "train.stage1.scheduler.key: unknown scheduler 'StepLRR'; did you mean 'StepLR'?"),
+    # torchdistill registers every name of torch.optim.lr_scheduler; those that build no scheduler are refused
+    ('scheduler not a scheduler', edited("optimizer: {key: 'SGD', kwargs: {lr: 0.1, momentum: 0.9}}",
+                                         "optimizer: {key: 'SGD', kwargs: {lr: 0.1, momentum: 0.9}}\n"
+                                         "    scheduler: {key: 'Counter', kwargs: {}}"),
+     "train.stage1.scheduler.key: unknown scheduler 'Counter'; accepted: ['ChainedScheduler', 'ConstantLR', "),
+    ('optimizer base class', edited("key: 'SGD'", "key: 'Optimizer'"),
+     "train.stage1.optimizer.key: unknown optimizer 'Optimizer'; accepted: ['ASGD', "),
     ('student checkpoint', edited('hidden_dims: [4], num_classes: 3}', "hidden_dims: [4], num_classes: 3}\n"
                                                                      "    src_ckpt: 'nowhere.pt'"),
      "models.student_model.src_ckpt: no file at 'nowhere.pt'"),

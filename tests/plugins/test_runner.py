@@ -111,6 +111,25 @@ def test_bad_configs_fail_before_training(tmp_path, teacher_ckpt, monkeypatch, o
     assert not os.path.exists(tmp_path / 'run' / 'result.json')
 
 
+def test_train_log_keeps_earlier_runs_and_a_config_error_leaves_it_untouched(tmp_path, teacher_ckpt):
+    output_dir = tmp_path / 'run'
+    config = write_config(tmp_path, teacher_ckpt)
+    runner.run_config(config, seed=0, output_dir=str(output_dir))
+    first = (output_dir / 'train.log').read_text()
+    assert first.count('Test {') == 1
+    runner.run_config(config, seed=0, output_dir=str(output_dir))
+    both = (output_dir / 'train.log').read_text()
+    assert both.startswith(first) and both.count('Test {') == 2  # appended, not overwritten
+    (tmp_path / 'bad').mkdir()
+    bad = write_config(tmp_path / 'bad', teacher_ckpt, TWO_STAGE.replace('max_temperature: 2', 'max_temperature: 0'))
+    with pytest.raises(ConfigError):
+        runner.run_config(bad, seed=0, output_dir=str(output_dir))
+    assert (output_dir / 'train.log').read_text() == both
+    with pytest.raises(ConfigError):
+        runner.run_config(bad, seed=0, output_dir=str(tmp_path / 'new'))
+    assert not os.path.exists(tmp_path / 'new' / 'train.log')  # created by the first log line, not before
+
+
 def test_missing_validation_split_and_teacher_are_named(tmp_path, teacher_ckpt):
     text = TWO_STAGE
     start = text.index('    val_data_loader:')
