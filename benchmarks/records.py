@@ -94,8 +94,8 @@ class RunLedger:
                     problem = problem and f'is not a usable record: {problem}'
                 if problem:
                     # Writes are atomic: only a hand-edited or damaged file gets here. The run is redone.
-                    warn(f'{self.path}:{number} {problem}; the line is ignored (its run is redone unless its files are '
-                         f'complete)')
+                    warn(f'{self.path}:{number} {problem}; the line is ignored (its run is redone; a teacher or TA '
+                         f'whose files are complete is reused)')
                     continue
                 self.records.append(record)
 
