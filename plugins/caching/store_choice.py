@@ -106,5 +106,11 @@ class TeacherOutputStores:
             return None
         logger.info('Teacher-output cache: reusing %s (%d of %d rows filled, checksums verified)', store.directory,
                     store.num_filled(), num_samples)
-        self.stores[dataset_key] = (store, known_output_type(store.meta.get('output_type')))
+        recorded = store.meta.get('output_type')
+        output_type = known_output_type(recorded)
+        if output_type is None:
+            logger.warning('Teacher-output cache %s: its output type %r is not one this process has loaded (never '
+                           'imported from a name on disk); it is learnt from the teacher\'s next batch', store.directory,
+                           recorded)
+        self.stores[dataset_key] = (store, output_type)
         return self.stores[dataset_key]

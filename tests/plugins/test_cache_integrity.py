@@ -126,7 +126,7 @@ def edit_meta(directory, **fields):
     (directory / 'meta.json').write_text(json.dumps(meta))
 
 
-def test_a_module_named_in_meta_json_is_never_imported(tmp_path, data, monkeypatch):
+def test_a_module_named_in_meta_json_is_never_imported(tmp_path, data, monkeypatch, caplog):
     features, labels = data
     modules = tmp_path / 'modules'
     modules.mkdir()
@@ -140,6 +140,7 @@ def test_a_module_named_in_meta_json_is_never_imported(tmp_path, data, monkeypat
     assert not marker.exists() and 'cache_payload' not in sys.modules
     assert teacher.samples_seen == BATCH  # the type is learnt from the teacher's first batch, the rest is served
     assert torch.equal(served, expected_outputs(features))
+    assert "its output type 'cache_payload:Output' is not one this process has loaded" in caplog.text
 
 
 def test_a_dtype_outside_the_allow_list_is_damage(tmp_path, data, caplog):
