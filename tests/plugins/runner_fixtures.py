@@ -27,7 +27,8 @@ LOADERS = '''
       kwargs: {batch_size: 64, num_workers: 0}
 '''
 
-TWO_STAGE = '''
+# The data and models of the templates: the blobs, the teacher MLP 8-32-3 (TEACHER_CKPT) and the student MLP 8-4-3.
+BLOBS_AND_MLPS = '''
 dependencies:
   - name: 'plugins'
 datasets:
@@ -42,7 +43,9 @@ models:
   student_model:
     key: 'mlp'
     kwargs: {input_dim: 8, hidden_dims: [4], num_classes: 3}
-    dst_ckpt: &dst_ckpt 'runs/blobs/student_best.pt'
+'''
+
+TWO_STAGE = BLOBS_AND_MLPS + '''    dst_ckpt: &dst_ckpt 'runs/blobs/student_best.pt'
 train:
   best_checkpoints: {dst_ckpt: *dst_ckpt, metric: 'accuracy'}
   stage1:

@@ -18,7 +18,7 @@ from plugins.caching.fingerprint import sample_key
 from plugins.config_checks import ConfigError, checked_stages
 from plugins.idle_teacher import release_idle_teacher
 from plugins.models.mlp import mlp
-from runner_fixtures import TWO_STAGE
+from runner_fixtures import save_teacher, write_config
 
 CPU = torch.device('cpu')
 NUM_FEATURES, NUM_CLASSES = 6, 3
@@ -359,11 +359,7 @@ def test_stage_two_without_teacher_term_skips_the_teacher_and_keeps_it_on_cpu(tm
 
 
 def test_runner_results_are_identical_with_and_without_the_cache(tmp_path):
-    torch.manual_seed(0)
-    ckpt = tmp_path / 'teacher.pt'
-    torch.save({'model': mlp(8, [32], 3).state_dict()}, ckpt)
-    path = tmp_path / 'config.yaml'
-    path.write_text(TWO_STAGE.replace('TEACHER_CKPT', repr(str(ckpt))))
+    path = write_config(tmp_path, save_teacher(tmp_path))
     results = {}
     for mode in ('off', 'disk'):
         results[mode] = runner.run_config(str(path), output_dir=str(tmp_path / mode), show_progress=False,

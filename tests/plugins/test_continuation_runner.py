@@ -6,23 +6,9 @@ import torch
 
 import plugins.runner as runner
 from plugins.models.mlp import mlp
-from runner_fixtures import LOADERS, make_blobs
+from runner_fixtures import BLOBS_AND_MLPS, LOADERS, make_blobs, write_config
 
-ONE_STAGE = '''
-dependencies:
-  - name: 'plugins'
-datasets:
-  blobs/train: !import_call {key: 'runner_fixtures.make_blobs', init: {kwargs: {split: 'train'}}}
-  blobs/val: !import_call {key: 'runner_fixtures.make_blobs', init: {kwargs: {split: 'val'}}}
-  blobs/test: !import_call {key: 'runner_fixtures.make_blobs', init: {kwargs: {split: 'test'}}}
-models:
-  teacher_model:
-    key: 'mlp'
-    kwargs: {input_dim: 8, hidden_dims: [32], num_classes: 3}
-    src_ckpt: TEACHER_CKPT
-  student_model:
-    key: 'mlp'
-    kwargs: {input_dim: 8, hidden_dims: [4], num_classes: 3}
+ONE_STAGE = BLOBS_AND_MLPS + '''
 train:
   num_epochs: 6
   pre_epoch_process: 'advance_loss_schedules'
@@ -49,13 +35,8 @@ test:
 
 
 @pytest.fixture
-def config_path(tmp_path):
-    torch.manual_seed(0)
-    teacher_ckpt = tmp_path / 'teacher.pt'
-    torch.save({'model': mlp(8, [32], 3).state_dict()}, teacher_ckpt)
-    path = tmp_path / 'continuation.yaml'
-    path.write_text(ONE_STAGE.replace('TEACHER_CKPT', repr(str(teacher_ckpt))))
-    return str(path)
+def config_path(tmp_path, teacher_ckpt):
+    return write_config(tmp_path, teacher_ckpt, ONE_STAGE)
 
 
 def run_with_scripted_validation(config_path, output_dir, scripted, monkeypatch):
