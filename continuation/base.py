@@ -35,6 +35,8 @@ class ContinuationObjective(nn.Module):
     ``accepts_label_loss``: whether ``forward`` takes a precomputed label loss (``label_loss=``) in place of the
     labels, e.g. the ``.loss`` a Hugging Face model returns when its batch holds the labels.
     ``end_identity``: the key of :data:`END_IDENTITIES` this objective equals at the end of its schedule, or None.
+    ``reads_teacher``: False once the teacher's outputs have no weight for the rest of the run, so that a trainer
+    may stop computing them.
     """
 
     accepts_label_loss = False
@@ -55,6 +57,10 @@ class ContinuationObjective(nn.Module):
         (``set_position(epoch, num_epochs)`` and ``check_num_epochs(num_epochs, field)``) returns ``(None, its
         per-iteration flag)`` instead."""
         return schedule_from_spec(spec)
+
+    @property
+    def reads_teacher(self) -> bool:
+        return True
 
     def state(self) -> dict:
         """Current schedule-dependent quantities, for logs."""

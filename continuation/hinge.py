@@ -106,6 +106,10 @@ class AnnealedHingeKD(ContinuationObjective):
         """a_m: phi(T) when phi is applied to the margin, else 1."""
         return self.phi if self.anneal_margin else 1.0
 
+    @property
+    def reads_teacher(self) -> bool:
+        return self.psi < 1.0  # psi never decreases (PsiSchedule checks it): at 1 the teacher term is gone for good
+
     def state(self) -> dict:
         return {'T': self.temperature, 'phi': self.phi, 'psi': self.psi}
 
@@ -165,7 +169,7 @@ class AnnealedHingeKD(ContinuationObjective):
             return F.mse_loss(student_logits, targets.reshape(student_logits.shape).to(student_logits.dtype))
         return F.cross_entropy(student_logits, targets)
 
-    def forward(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+    def forward(self, student_logits: torch.Tensor, teacher_logits: Optional[torch.Tensor],
                 targets: Optional[torch.Tensor] = None, label_loss: Optional[torch.Tensor] = None) -> torch.Tensor:
         loss = 0.0
         if self.psi < 1.0:  # at psi = 1 the teacher term has no weight: skip it

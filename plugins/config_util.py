@@ -86,10 +86,16 @@ def criterion_modules(criterion) -> Iterator:
 
 
 def uses_teacher(criterion) -> bool:
-    """True when some term of the criterion reads the teacher's outputs."""
-    return any(getattr(module, 'teacher_module_path', None) is not None or
-               getattr(module, 'is_input_from_teacher', False) or getattr(module, 'is_target_from_teacher', False)
-               for module in criterion_modules(criterion))
+    """True when some term of the criterion reads the teacher's outputs: torchdistill's wrappers say so by their
+    ``is_*_from_teacher`` flags, a loss by its ``teacher_module_path``, unless it declares ``reads_teacher`` (ours
+    do: a Continuation-KD loss stops reading the teacher when psi reaches 1)."""
+    def reads_teacher(module):
+        declared = getattr(module, 'reads_teacher', None)
+        if declared is not None:
+            return declared
+        return getattr(module, 'teacher_module_path', None) is not None or \
+            getattr(module, 'is_input_from_teacher', False) or getattr(module, 'is_target_from_teacher', False)
+    return any(reads_teacher(module) for module in criterion_modules(criterion))
 
 
 def settings_with_defaults(section: Any, field: str, defaults: Dict[str, Any], expected: str,

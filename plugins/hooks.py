@@ -18,6 +18,7 @@ from torchdistill.core.interfaces.pre_epoch_proc import default_pre_epoch_proces
     default_pre_epoch_process_without_teacher
 
 from .config_util import stage_config
+from .idle_teacher import release_idle_teacher
 from .losses.scheduled import find_scheduled_losses
 from .registry import register_new_pre_epoch_proc_func
 
@@ -107,3 +108,4 @@ def advance_loss_schedules(self, epoch: Optional[int] = None, **kwargs) -> None:
         state = loss.set_epoch(local_epoch, num_epochs, iterations_per_epoch)
         logger.info('Epoch %d (stage epoch %d/%d) %s: %s', epoch, local_epoch + 1, num_epochs,
                     type(loss).__name__, ', '.join(f'{k}={v:.4g}' for k, v in state.items()))
+    release_idle_teacher(self)  # e.g. Continuation-KD from psi = 1 on: the teacher's outputs no longer count

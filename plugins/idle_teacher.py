@@ -1,4 +1,5 @@
-"""Stages whose criterion ignores the teacher (Annealing-KD's Stage II) should not pay for it at all.
+"""Stages whose criterion ignores the teacher (Annealing-KD's Stage II, Continuation-KD once psi = 1) should not pay
+for it at all.
 
 torchdistill's ``DistillationBox.forward_process`` runs the teacher on every step whatever the criterion, and
 ``wrap_model`` puts the teacher on the training device at every stage set-up.
@@ -29,6 +30,8 @@ def release_idle_teacher(box) -> bool:
     teacher = getattr(box, 'teacher_model', None)
     if teacher is None or uses_teacher(box.criterion):
         return False
+    if box.teacher_forward_proc is skip_teacher_forward:
+        return True  # released earlier in this stage
     if isinstance(teacher, AuxiliaryModelWrapper) and \
             type(teacher).secondary_forward is not AuxiliaryModelWrapper.secondary_forward:
         return False
@@ -37,6 +40,6 @@ def release_idle_teacher(box) -> bool:
     teacher.to(torch.device('cpu'))
     if on_gpu:
         torch.cuda.empty_cache()  # hand the teacher's memory back, not only to PyTorch's caching allocator
-    logger.info('The criterion of this stage does not read the teacher: its forward pass is skipped and it is '
-                'kept on the CPU')
+    logger.info('The criterion does not read the teacher for the rest of this stage: its forward pass is skipped '
+                'and it is kept on the CPU')
     return True

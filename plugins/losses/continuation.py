@@ -62,7 +62,8 @@ class ContinuationKDLoss(ScheduledLoss):
     def compute_loss(self, student_io_dict: dict, teacher_io_dict: dict, targets: Optional[torch.Tensor] = None,
                      *args, **kwargs) -> torch.Tensor:
         student_output = student_io_dict[self.student_module_path][self.student_module_io]
-        teacher_logits = logits_of(teacher_io_dict[self.teacher_module_path][self.teacher_module_io])
+        teacher_logits = logits_of(teacher_io_dict[self.teacher_module_path][self.teacher_module_io]) \
+            if self.objective.reads_teacher else None  # released teacher (plugins.idle_teacher): no outputs
         if targets is None and self.objective.accepts_label_loss:
             return self.objective(logits_of(student_output), teacher_logits, None,
                                   label_loss=own_loss_of(student_output))

@@ -79,6 +79,11 @@ class ScheduledLoss(nn.Module):
         step = min(self._epoch * iterations + self._iteration, self._num_epochs * iterations - 1)
         return self.set_progress(step, self._num_epochs * iterations)
 
+    @property
+    def reads_teacher(self) -> bool:
+        """Whether the teacher's outputs still count in this stage (:func:`plugins.config_util.uses_teacher`)."""
+        return self.objective.reads_teacher
+
     def state(self) -> dict:
         """The objective's current schedule-dependent quantities (T, Phi, lambda, psi, ...)."""
         return self.objective.state()

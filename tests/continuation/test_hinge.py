@@ -189,3 +189,16 @@ def test_extreme_logits_keep_gradients_finite(psi):
     loss = objective(logits, torch.tensor([[-1e4, 1e4, 0.0], [1e4, -1e4, 0.0]]), torch.tensor([0, 2]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+def test_the_teacher_is_read_until_psi_reaches_one():
+    objective = AnnealedHingeKD(10, psi=PSI_EQ8)  # psi = e / 40 for e < 20, then 1, over 30 epochs
+    reads = []
+    for epoch in range(30):
+        objective.set_position(epoch, 30)
+        reads.append(objective.reads_teacher)
+    assert reads == [True] * 20 + [False] * 10
+    assert not AnnealedHingeKD(1, psi={'value': 1.0}).reads_teacher
+    student = torch.randn(4, 3)
+    labels = torch.tensor([0, 1, 2, 0])
+    assert torch.equal(objective(student, None, labels), F.cross_entropy(student, labels))  # no teacher needed

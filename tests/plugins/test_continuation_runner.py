@@ -108,3 +108,26 @@ def test_bad_continuation_configs_fail_before_training(config_path, tmp_path, mo
     monkeypatch.setattr(runner, 'evaluate', lambda *args, **kwargs: pytest.fail('training started'))
     with pytest.raises(runner.ConfigError, match=message):
         runner.run_config(config_path, output_dir=str(tmp_path / 'run'))
+
+
+def test_the_teacher_stops_running_when_psi_reaches_one_and_the_run_is_unchanged(config_path, tmp_path, monkeypatch):
+    import plugins.hooks
+    import plugins.idle_teacher
+    skipped = []
+
+    def counting_skip(*args, **kwargs):
+        skipped.append(1)
+
+    monkeypatch.setattr(plugins.idle_teacher, 'skip_teacher_forward', counting_skip)
+    released = runner.run_config(config_path, seed=0, output_dir=str(tmp_path / 'released'))
+    # psi = 0, 1/3, 2/3, 1, 1, 1: the teacher is skipped in the last 3 epochs, 96 / 16 = 6 steps each
+    assert [entry['schedule']['ContinuationKDLoss']['psi'] for entry in released['history']][3] == 1
+    assert len(skipped) == 3 * 6
+    assert 'does not read the teacher for the rest of this stage' in (tmp_path / 'released' / 'train.log').read_text()
+
+    monkeypatch.setattr(plugins.hooks, 'release_idle_teacher', lambda box: False)
+    always = runner.run_config(config_path, seed=0, output_dir=str(tmp_path / 'always'))
+    assert len(skipped) == 3 * 6
+    assert [h['train_loss'] for h in released['history']] == [h['train_loss'] for h in always['history']]
+    assert [h['val'] for h in released['history']] == [h['val'] for h in always['history']]
+    assert released['test'] == always['test']
