@@ -6,7 +6,7 @@ setup(
     description='Annealing-KD and Continuation-KD as torchdistill plugins, with a benchmark harness',
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
-    python_requires='>=3.9',
+    python_requires='>=3.10',  # traceback.format_exception(error)
     packages=find_packages(include=['plugins', 'plugins.*', 'continuation', 'continuation.*']),
     install_requires=[
         'torch>=2.5',

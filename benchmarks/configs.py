@@ -16,7 +16,7 @@ from plugins.config_loading import yaml_syntax_error
 from plugins.config_util import apply_overrides, check_integer, has_dotted, stage_configs
 from plugins.errors import ConfigError
 
-__all__ = ['read_structure', 'apply_dotted', 'has_key', 'stage_epochs', 'budget_overrides', 'config_hash']
+__all__ = ['read_structure', 'apply_dotted', 'stage_epochs', 'budget_overrides', 'config_hash']
 
 
 class _TagAgnosticLoader(yaml.SafeLoader):
@@ -53,7 +53,6 @@ def read_structure(path: str) -> dict:
     return structure
 
 
-has_key = has_dotted  # the harness's name for it
 
 
 def apply_dotted(structure: dict, overrides: Optional[Mapping[str, Any]]) -> dict:

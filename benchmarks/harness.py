@@ -39,10 +39,12 @@ from tqdm import tqdm
 
 from plugins.atomic_files import atomic_write_text
 from plugins.config_checks import SEED_RANGE, check_directory
+from plugins.config_util import has_dotted
 from plugins.errors import ConfigError, NamedError
 
-from .configs import apply_dotted, budget_overrides, config_hash, has_key, read_structure
+from .configs import apply_dotted, budget_overrides, config_hash, read_structure
 from .records import RunLedger, make_failure_record, make_record, package_versions, record_status
+from .suites.base import TEACHER_ROLES
 from .validation import HarnessError, check_planned_configs, read_result, run_dir_problem
 
 __all__ = ['Job', 'HarnessOptions', 'HarnessError', 'plan_suite', 'run_jobs', 'run_suite', 'clean_stale_files',
@@ -120,7 +122,7 @@ def _overrides_for(config, suite, quick, method_overrides, budget):
     """The runner overrides of one run: suite-wide keys present in the config, the method's, then the budget."""
     structure = _structure(config)
     suite_overrides = dict(suite.overrides, **(suite.quick_overrides if quick else {}))
-    overrides = {key: value for key, value in suite_overrides.items() if has_key(structure, key)}
+    overrides = {key: value for key, value in suite_overrides.items() if has_dotted(structure, key)}
     overrides.update(method_overrides or {})
     try:
         structure = apply_dotted(structure, overrides)
@@ -144,7 +146,7 @@ def _structure(config):
 def _check_suite_overrides(suite, quick, configs):
     keys = set(suite.overrides) | (set(suite.quick_overrides) if quick else set())
     structures = [_structure(config) for config in configs]
-    unused = sorted(key for key in keys if not any(has_key(structure, key) for structure in structures))
+    unused = sorted(key for key in keys if not any(has_dotted(structure, key) for structure in structures))
     if unused:
         raise HarnessError(f'suite {suite.name!r}: override key(s) {unused} match no config of the suite')
 
@@ -158,7 +160,7 @@ def _check_methods(suite, methods):
                            f'{", ".join(suite.methods)}')
     for method in methods:
         role = suite.methods[method].teacher_role
-        if role not in ('teacher', 'ta', None):
+        if role not in TEACHER_ROLES:
             raise HarnessError(f'method {method!r}: teacher_role must be one of teacher, ta or None, got {role!r}')
         if role == 'ta' and suite.ta_config is None:
             raise HarnessError(f'method {method!r} learns from the TA, but suite {suite.name!r} has no ta_config')

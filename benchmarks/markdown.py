@@ -1,7 +1,10 @@
 """The Markdown of ``summary.md``: headline, one table per value of each suite axis, ablations, cost, notes."""
 import math
 
+from plugins.diagnostics import GROWTH_THRESHOLD
+
 from .report import axis_point, axis_values, rows_at, sweep_tables
+from .stats import half_width_factor
 
 __all__ = ['render_summary', 'diff_cell']
 
@@ -185,21 +188,16 @@ def _notes(suite, metric, seeds):
         f'point of every axis (same seed = same student initialisation and same teacher; the split is fixed), with '
         f'its 95% Student-t confidence interval; "p" is the two-sided paired t-test (scipy.stats.ttest_rel). An '
         f'interval that contains 0 is no evidence of a difference. With {len(seeds)} seeds the interval\'s '
-        f'half-width is about {_half_width_factor(len(seeds)):.2f} x the std of the differences.',
+        f'half-width is about {half_width_factor(len(seeds)):.2f} x the std of the differences.',
         '- "failed": runs that stopped (non-finite loss, error); they are left out of every statistic, so a method '
         'with failures is averaged over fewer seeds.',
         '- "dead-unit runs": runs whose reported student has at least one hidden ReLU unit that is zero on every '
         'training sample (a smaller network in effect); ⚠ marks a method with such runs.',
-        '- "loss-growth flags": runs whose mean training loss grew 1000-fold or more within a stage '
+        f'- "loss-growth flags": runs whose mean training loss grew {GROWTH_THRESHOLD:.0f}-fold or more within a stage '
         '(plugins/diagnostics.py); ⚠ marks them.',
         '- Throughput is training samples per second over the training epochs of one run (validation excluded); '
         'peak memory is the peak RSS of the process during the run on CPU (it includes the Python / torch runtime) '
         'or the peak allocated CUDA memory, the maximum over seeds; both depend on the machine\'s load.', '']
-
-
-def _half_width_factor(n):
-    from scipy import stats
-    return stats.t.ppf(0.975, n - 1) / math.sqrt(n) if n > 1 else math.nan
 
 
 def render_summary(suite, rows, command=None):

@@ -13,6 +13,7 @@ import os
 
 from plugins.atomic_files import atomic_write_text
 
+from .records import record_status
 from .stats import describe, mean_interval, paired_comparison
 
 __all__ = ['summarize', 'sweep_tables', 'markdown_report', 'csv_report', 'write_report', 'is_ok', 'axis_point',
@@ -27,7 +28,7 @@ CSV_FIELDS = ['suite', 'method', 'role', 'family', 'axes', 'group', 'teacher', '
 
 def is_ok(record):
     """A successful run: its ledger line has no ``status`` (older lines) or ``status: ok``."""
-    return record.get('status', 'ok') == 'ok'
+    return record_status(record) == 'ok'
 
 
 def _by_method(records):
@@ -231,7 +232,7 @@ def write_report(suite, records, output_dir, command=None, log=print):
     atomic_write_text(os.path.join(output_dir, 'summary.csv'), csv_report(rows))
     from .plots import plot_axes, plot_schedule_curves, plot_test_metric
     ok_records = [record for record in records if is_ok(record)]
-    if all(spec.group == 'tuning' for spec in suite.methods.values()):  # it chooses on validation: plot that
+    if suite.selection_only:  # it chooses on validation: plot that
         plot_test_metric(suite, ok_records, os.path.join(output_dir, 'val_metric.png'), split='val')
     else:
         plot_test_metric(suite, ok_records, os.path.join(output_dir, 'test_metric.png'))

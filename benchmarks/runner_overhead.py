@@ -28,14 +28,14 @@ from plugins.datasets.digits import digits_split
 from plugins.models.mlp import mlp
 
 from .configs import read_structure
+from .suites.digits import DIGITS_CONFIGS
 
 __all__ = ['CONFIGS', 'PER_SAMPLE_LOADERS', 'plain_loop', 'runner_run', 'profile_runner', 'import_seconds',
            'PROFILE_CATEGORIES']
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {method: os.path.join(REPO_ROOT, 'yaml_configs', 'digits', path)
-           for method, path in (('scratch', 'ce/mlp4.yaml'), ('kd', 'kd/mlp4_from_mlp256.yaml'))}
-TEACHER_CONFIG = os.path.join(REPO_ROOT, 'yaml_configs', 'digits', 'ce', 'mlp_teacher.yaml')
+CONFIGS = {method: os.path.join(REPO_ROOT, DIGITS_CONFIGS[method]) for method in ('scratch', 'kd')}
+TEACHER_CONFIG = os.path.join(REPO_ROOT, DIGITS_CONFIGS['teacher'])
 # Runner overrides restoring torchdistill's default loaders (per-sample fetching and collation).
 PER_SAMPLE_LOADERS = {'train.train_data_loader.dataset_wrapper': {}, 'train.train_data_loader.collate_fn': None,
                       'train.val_data_loader.collate_fn': None, 'test.test_data_loader.collate_fn': None}
@@ -48,7 +48,7 @@ PROFILE_CATEGORIES = (
     ('backward + optimiser step (torchdistill post_forward_process)', 'torchdistill/core/interfaces/post_forward_proc',
      ('default_post_forward_process',)),
     ('validation every epoch (plugins.evaluation.evaluate)', 'plugins/evaluation.py', ('evaluate',)),
-    ('checkpoint and result writes (atomic, fsync)', 'plugins/checkpoint.py', ('_atomic_write',)),
+    ('checkpoint and result writes (atomic, fsync)', 'plugins/atomic_files.py', ('_atomic_write',)),
     ('logging', 'logging/__init__.py', ('_log',)),
     ('epoch hooks (pre / post epoch)', 'torchdistill/core/interfaces/',
      ('default_pre_epoch_process_with_teacher', 'default_pre_epoch_process_without_teacher',

@@ -4,7 +4,7 @@ import math
 import numpy as np
 from scipy import stats as scipy_stats
 
-__all__ = ['describe', 'paired_comparison', 'mean_interval', 'CONFIDENCE']
+__all__ = ['describe', 'paired_comparison', 'mean_interval', 'half_width_factor', 'CONFIDENCE']
 
 CONFIDENCE = 0.95
 
@@ -25,8 +25,13 @@ def mean_interval(values, confidence=CONFIDENCE):
     summary = describe(values)
     if summary['n'] < 2:
         return math.nan, math.nan
-    half = scipy_stats.t.ppf((1 + confidence) / 2, summary['n'] - 1) * summary['std'] / math.sqrt(summary['n'])
+    half = half_width_factor(summary['n'], confidence) * summary['std']
     return summary['mean'] - half, summary['mean'] + half
+
+
+def half_width_factor(n, confidence=CONFIDENCE):
+    """t / sqrt(n): the interval's half-width per unit of sample std for ``n`` values (NaN for n < 2)."""
+    return scipy_stats.t.ppf((1 + confidence) / 2, n - 1) / math.sqrt(n) if n > 1 else math.nan
 
 
 def paired_comparison(method_by_seed, baseline_by_seed):

@@ -17,4 +17,5 @@ from .hinge import DEFAULT_MARGIN, AnnealedHingeKD
 from .noise import TeacherNoiseMitigation
 from .objectives import LabelWeightContinuation, LogitAnnealing, SoftTargetKD, TemperatureContinuation
 from .psi import PSI_EQ7, PSI_EQ8, PsiSchedule, psi_step
-from .schedules import SCHEDULE_SHAPES, ContinuationSchedule, annealing_temperature, schedule_from_spec
+from .schedules import SCHEDULE_SHAPES, ContinuationSchedule, annealing_schedule, annealing_temperature, \
+    schedule_from_spec

@@ -32,7 +32,7 @@ from .annealing import check_max_temperature, linear_annealing
 from .base import ContinuationObjective, register_objective
 from .checks import check_bool, check_choice, check_number
 from .psi import PsiSchedule, parse_fraction
-from .schedules import ContinuationSchedule, annealing_temperature
+from .schedules import annealing_schedule, annealing_temperature
 
 __all__ = ['AnnealedHingeKD', 'DEFAULT_MARGIN', 'DISTANCE_REDUCTIONS', 'TASKS']
 
@@ -85,7 +85,7 @@ class AnnealedHingeKD(ContinuationObjective):
         if not 0 < self.temperature_span <= 1:
             raise ValueError(f'temperature_span must lie in (0, 1] (a fraction of the run), got {temperature_span!r}')
         self.task = check_choice(task, 'task', TASKS)
-        self.temperature_schedule = ContinuationSchedule('step', num_levels=self.max_temperature)
+        self.temperature_schedule = annealing_schedule(self.max_temperature)
         self.psi = 0.0 if self.psi_schedule.dynamic else self.psi_schedule.value
 
     @property

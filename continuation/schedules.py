@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 from .checks import check_choice, check_fields, check_integer, is_number
 
 __all__ = ['SCHEDULE_SHAPES', 'SCHEDULE_FIELDS', 'ContinuationSchedule', 'schedule_from_spec',
-           'annealing_temperature']
+           'annealing_temperature', 'annealing_schedule']
 
 SCHEDULE_SHAPES = ('linear', 'cosine', 'step', 'exponential')
 SCHEDULE_FIELDS = ('shape', 'num_levels', 'rate', 'per_iteration')  # of a config's ``schedule:``
@@ -86,6 +86,12 @@ def schedule_from_spec(spec: Optional[dict]) -> Tuple[ContinuationSchedule, bool
     check_fields(spec, 'schedule', SCHEDULE_FIELDS)
     per_iteration = spec.pop('per_iteration', False)
     return ContinuationSchedule(**spec), per_iteration
+
+
+def annealing_schedule(max_temperature: int) -> 'ContinuationSchedule':
+    """Annealing-KD's lambda: ``max_temperature`` equal steps over the run, so that :func:`annealing_temperature`
+    gives T = tau_max, ..., 1, each level for an equal share of the epochs."""
+    return ContinuationSchedule('step', num_levels=max_temperature)
 
 
 def annealing_temperature(lam: float, max_temperature: int) -> int:

@@ -12,7 +12,7 @@ from continuation.checks import check_bool, check_choice, check_fields, check_in
 from .errors import ConfigError
 
 __all__ = ['stage_configs', 'stage_config', 'loader_in_force', 'has_dotted', 'set_dotted', 'apply_overrides',
-           'criterion_modules', 'uses_teacher', 'settings_with_defaults', 'is_number', 'check_bool', 'check_choice',
+           'criterion_modules', 'uses_teacher', 'student_forward_proc', 'settings_with_defaults', 'is_number', 'check_bool', 'check_choice',
            'check_fields', 'check_integer', 'check_number']
 
 
@@ -96,6 +96,12 @@ def uses_teacher(criterion) -> bool:
         return getattr(module, 'teacher_module_path', None) is not None or \
             getattr(module, 'is_input_from_teacher', False) or getattr(module, 'is_target_from_teacher', False)
     return any(reads_teacher(module) for module in criterion_modules(criterion))
+
+
+def student_forward_proc(section: Mapping) -> Optional[str]:
+    """The ``forward_proc`` of the trained model in a ``train`` (or stage) section: ``student`` under a
+    DistillationBox, ``model`` under a TrainingBox; None when it names none (torchdistill's default)."""
+    return (section.get('student') or section.get('model') or {}).get('forward_proc')
 
 
 def settings_with_defaults(section: Any, field: str, defaults: Dict[str, Any], expected: str,

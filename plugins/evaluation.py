@@ -106,8 +106,7 @@ def evaluate(model, data_loader, device, metric, forward_proc=None):
     for batch in data_loader:
         sample_batch, target = evaluation_batch(batch)
         sample_batch, target = to_device(sample_batch, device), to_device(target, device)
-        # a collator's dict runs as model(**inputs), without its labels, as torchdistill's text script evaluates
-        output = model(**sample_batch) if isinstance(batch, Mapping) else forward(model, sample_batch, target, None)
+        output = forward(model, sample_batch, target, None)  # a text batch's labels are in target, not the inputs
         outputs.append(model_logits(output).float().cpu())
         targets.append(target.cpu())
     model.train(was_training)

@@ -44,7 +44,7 @@ from .caching import apply_teacher_cache, teacher_cache_settings
 from .checkpoint import load_model_weights
 from .config_checks import CheckedStage, check_device, check_directory, check_seed, checked_stages, parse_value
 from .config_loading import ConfigLoader, read_config_file
-from .config_util import apply_overrides, uses_teacher
+from .config_util import apply_overrides, student_forward_proc, uses_teacher
 from .diagnostics import training_diagnostics
 from .divergence import loss_guard
 from .errors import CheckpointError, ConfigError, OutputWriteError, TeacherCacheError, TrainingDivergedError
@@ -165,7 +165,7 @@ def _build(config: dict, stages: List[CheckedStage], device, device_ids, distrib
         if any(uses_teacher(stage.criterion) for stage in stages) else None
     if teacher is not None:
         teacher.eval()
-    eval_forward = (config['train'].get('student') or stages[0].config.get('student') or {}).get('forward_proc')
+    eval_forward = student_forward_proc(config['train']) or student_forward_proc(stages[0].config)
     train_cfg = copy.deepcopy(config['train'])
     box = get_distillation_box(teacher, student, config['datasets'], train_cfg, device, device_ids, distributed, 1) \
         if teacher is not None else \

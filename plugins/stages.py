@@ -40,7 +40,7 @@ from torchdistill.core.interfaces.post_epoch_proc import default_post_epoch_proc
     default_post_epoch_process_without_teacher
 from torchdistill.core.interfaces.registry import POST_EPOCH_PROC_FUNC_DICT
 
-from .config_util import check_choice, settings_with_defaults, stage_config, stage_configs
+from .config_util import check_choice, settings_with_defaults, stage_config, stage_configs, student_forward_proc
 from .evaluation import METRICS, evaluate
 from .hooks import TEACHER_EVAL_PRE_EPOCH_PROCESSES, put_teacher_in_eval_mode
 from .registry import register_new_post_epoch_proc_func
@@ -104,8 +104,8 @@ def _validation_value(box, checkpoints, epoch):
     if reported is not None and reported[0] == epoch:
         return reported[1]
     stage = stage_config(box.train_config, box.stage_number)
-    forward_proc = (stage.get('student') or stage.get('model') or {}).get('forward_proc')
-    result = evaluate(box_student(box), box.val_data_loader, box.device, checkpoints.metric, forward_proc)
+    result = evaluate(box_student(box), box.val_data_loader, box.device, checkpoints.metric,
+                      student_forward_proc(stage))
     logger.info('Epoch %d: validation %s', epoch, {key: round(value, 4) for key, value in result.items()})
     return result[checkpoints.metric.primary]
 

@@ -17,6 +17,7 @@ if os.path.dirname(HERE) not in sys.path:  # run as a script: the packages live 
     sys.path.insert(0, os.path.dirname(HERE))
 
 from continuation.hinge import DEFAULT_MARGIN  # noqa: E402
+from continuation.psi import PSI_EQ7  # noqa: E402
 from yaml_configs.config_generation import STAGE_CHECKPOINTS_HOOK, Flow, FlowMapping, ImportCall, ImportGet, Note, \
     best_checkpoints, config_path, dst_ckpt, dump_config, final_ckpt, sync_configs  # noqa: E402
 
@@ -53,7 +54,7 @@ MAX_TEMPERATURE = 10
 DATA_ROOT = '~/datasets'
 # Continuation-KD (Jafari et al., EMNLP 2022 Findings), CIFAR settings of its Section 5 and Eq. 7.
 CKD_EPOCHS, CKD_MAX_TEMPERATURE, CKD_LR, CKD_BATCH_SIZE = 200, 20, 0.2, 32
-CKD_PSI = {'ramp': '3/4'}  # Eq. 7: psi = min(1, e / 150) at 200 epochs; as a fraction, valid for any budget >= 4
+CKD_PSI = PSI_EQ7  # Eq. 7: psi = min(1, e / 150) at 200 epochs; as a fraction, valid for any budget >= 4
 
 HEADER = """\
 # {title}

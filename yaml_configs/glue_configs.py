@@ -20,6 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from continuation.hinge import DEFAULT_MARGIN  # noqa: E402
+from continuation.psi import PSI_EQ8  # noqa: E402
 from plugins.evaluation import get_metric  # noqa: E402
 from plugins.glue.families import FAMILIES  # noqa: E402
 from plugins.glue.tasks import GLUE_TASKS  # noqa: E402  (plain metadata; imports no model code)
@@ -37,7 +38,7 @@ SMALL_TASKS = ('cola', 'mrpc', 'stsb', 'rte', 'wnli')
 LR = 2e-5
 # Continuation-KD (Jafari et al., EMNLP 2022 Findings), GLUE settings of its Section 5 and Eq. 8.
 CKD_EPOCHS, CKD_MAX_TEMPERATURE, CKD_LR, CKD_BATCH_SIZE = 30, 10, 2e-5, 64
-CKD_PSI = {'ramp': '4/3', 'switch': '2/3'}  # Eq. 8: e / 40 for e < 20, then 1, at 30 epochs; any budget >= 3
+CKD_PSI = PSI_EQ8  # Eq. 8: e / 40 for e < 20, then 1, at 30 epochs; any budget >= 3
 # The logits as tensors for torchdistill's KDLoss / MSELoss: the output of each model's classifier head, hooked.
 HEAD = 'classifier'
 

@@ -3,10 +3,12 @@ from dataclasses import dataclass, field
 
 from yaml_configs.config_generation import config_path
 
-__all__ = ['Suite', 'MethodSpec', 'TEACHER_ROLES', 'check_options', 'parse_flag', 'config_table']
+__all__ = ['Suite', 'MethodSpec', 'TEACHER_ROLES', 'ANNEALING_STAGE1_LOSS', 'check_options', 'parse_flag', 'config_table']
 
 # Which trained model a student config distils from: the suite's teacher, its teacher assistant, or none.
 TEACHER_ROLES = ('teacher', 'ta', None)
+# The kwargs of Annealing-KD's Stage-I loss in every generated annealing_kd config, for method overrides.
+ANNEALING_STAGE1_LOSS = 'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs'
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class Suite:
     per value of each axis (the other axes at their reference), the paired difference of every family against
     the baseline family at the same point and, with ``against_reference``, against the same family at the
     axis's reference value (e.g. a noisy teacher against the clean one). A method's unlisted axes are at
-    their reference.
+    their reference. ``selection_only``: a suite that chooses settings on validation (tuning seeds); its metric
+    figure shows validation, not test.
     """
     name: str
     description: str
@@ -64,6 +67,7 @@ class Suite:
     baseline: str = 'kd'
     report: object = None
     axes: dict = field(default_factory=dict)
+    selection_only: bool = False
 
 
 _TRUE, _FALSE = ('1', 'true', 'yes'), ('0', 'false', 'no', '')

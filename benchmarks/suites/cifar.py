@@ -17,7 +17,7 @@ import os
 
 from yaml_configs.cifar_configs import FAMILIES, RUNS, config_file
 
-from .base import MethodSpec, Suite, check_options, parse_flag
+from .base import ANNEALING_STAGE1_LOSS, MethodSpec, Suite, check_options, parse_flag
 from .continuation import CONTINUATION_LOSS, continuation_methods, temperature_variant
 
 __all__ = ['build_cifar10', 'build_cifar100', 'build_cifar', 'FAMILIES', 'PAPER_RESULTS', 'OPTIONS']
@@ -53,7 +53,7 @@ def _configure_data(options):
 QUICK_OVERRIDES = {'train.num_epochs': QUICK_EPOCHS}
 QUICK_METHOD_OVERRIDES = {'annealing_kd': {
     'train.stage1.num_epochs': QUICK_EPOCHS, 'train.stage2.num_epochs': QUICK_EPOCHS,
-    'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs.max_temperature': QUICK_EPOCHS,
+    f'{ANNEALING_STAGE1_LOSS}.max_temperature': QUICK_EPOCHS,
 }}
 
 

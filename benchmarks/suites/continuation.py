@@ -10,9 +10,11 @@ Every method is the suite's generated ``continuation_kd`` config plus runner ove
   ``continuation_kd`` (91.93 / 77.62). Also our older variant, ``continuation_kd_temperature`` (KD whose
   temperature falls over the run, with teacher-noise mitigation; ours, not the paper's), on the same settings.
 """
-from .base import MethodSpec, parse_flag  # parse_flag: the GLUE suite imports it from here
+from continuation.psi import psi_step
 
-__all__ = ['CONTINUATION_LOSS', 'TABLE7_ABLATIONS', 'continuation_methods', 'quick_overrides', 'parse_flag']
+from .base import MethodSpec
+
+__all__ = ['CONTINUATION_LOSS', 'TABLE7_ABLATIONS', 'continuation_methods', 'quick_overrides']
 
 CONTINUATION_LOSS = 'train.criterion.kwargs.sub_terms.continuation_kd.criterion.kwargs'
 LOGITS_IO = {'student_module_path': '.', 'student_module_io': 'output', 'teacher_module_path': '.',
@@ -30,7 +32,7 @@ TABLE7_ABLATIONS = {
 def quick_overrides(epochs: int) -> dict:
     """Smoke-run overrides of the published method: T_max = ``epochs`` levels, and psi as Eq. 6's step at the
     last epoch (a dynamic psi must reach 1 within the run) or, for a single epoch, fixed at 0.5."""
-    psi = {'value': 0.5} if epochs == 1 else {'switch_epochs': epochs - 1}
+    psi = {'value': 0.5} if epochs == 1 else psi_step(epochs - 1)
     return {f'{CONTINUATION_LOSS}.max_temperature': epochs, f'{CONTINUATION_LOSS}.psi': psi}
 
 

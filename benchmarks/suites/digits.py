@@ -18,7 +18,8 @@ Continuation-KD without its margin (m = 0), with the clean and the noisy teacher
 from dataclasses import replace
 
 from ..configs import budget_overrides, read_structure, stage_epochs
-from .base import MethodSpec, Suite, check_options, config_table, parse_flag
+from .base import ANNEALING_STAGE1_LOSS, MethodSpec, Suite, check_options, config_table, parse_flag
+from .continuation import CONTINUATION_LOSS
 
 __all__ = ['build_digits', 'build_digits_tuning', 'DIGITS_CONFIGS', 'WIDTHS', 'MAIN_WIDTH', 'TEACHER_NOISE',
            'RECIPE']
@@ -38,8 +39,6 @@ NOTES = {'scratch': 'cross-entropy only', 'kd': 'torchdistill KDLoss, T 4, alpha
          'takd': 'KD from the 64-64-10 TA', 'annealing_kd': 'tau_max 10, MSE, Stage I + II halves',
          'continuation_kd': 'ContinuationKDLoss (see its config)',
          'kd_noise_mitigation': 'KD, samples whose teacher arg-max is wrong learn from the label'}
-_STAGE1_LOSS = 'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs'
-_CONTINUATION_LOSS = 'train.criterion.kwargs.sub_terms.continuation_kd.criterion.kwargs'
 OPTIONS = ('ablations',)
 AXES = {'width': {'reference': MAIN_WIDTH, 'label': 'student hidden units', 'against_reference': False},
         'teacher_noise': {'reference': 0.0, 'label': 'fraction of training samples with permuted teacher logits',
@@ -101,15 +100,15 @@ def main_methods():
 def _ablations():
     config = DIGITS_CONFIGS['annealing_kd']
     methods = {f'annealing_kd_tau{tau}': MethodSpec(
-        config, overrides={f'{_STAGE1_LOSS}.max_temperature': tau}, group='ablation', sweeps=('tau_max',),
+        config, overrides={f'{ANNEALING_STAGE1_LOSS}.max_temperature': tau}, group='ablation', sweeps=('tau_max',),
         note=f'tau_max {tau}, MSE' + (' (no annealing)' if tau == 1 else '')) for tau in (1, 5, 20)}
-    methods['annealing_kd_kl'] = MethodSpec(config, overrides={f'{_STAGE1_LOSS}.distance': 'kl'}, group='ablation',
+    methods['annealing_kd_kl'] = MethodSpec(config, overrides={f'{ANNEALING_STAGE1_LOSS}.distance': 'kl'}, group='ablation',
                                             sweeps=('stage1_loss',), note='tau_max 10, KL')
     # Continuation-KD without its margin (m = 0), clean and with the noisy teacher: does the hinge's margin or
     # the final label phase (psi = 1) make it robust to the noisy teacher?
     config = DIGITS_CONFIGS['continuation_kd']
     for noise in (0.0, TEACHER_NOISE):
-        overrides = {f'{_CONTINUATION_LOSS}.margin': 0.0}
+        overrides = {f'{CONTINUATION_LOSS}.margin': 0.0}
         overrides.update(noisy_teacher_overrides(config, noise) if noise else {})
         methods[_name('continuation_kd_m0', noise=noise)] = MethodSpec(
             config, overrides=overrides, group='ablation', family='continuation_kd_m0',
@@ -142,7 +141,7 @@ def build_digits(options: dict = None, quick: bool = False) -> Suite:
         methods = {name: spec for name, spec in methods.items() if spec.group == 'main'}
         # 10 epochs split 5 + 5 cannot hold tau_max = 10 levels in Stage I (one epoch per level at least)
         methods['annealing_kd'] = replace(methods['annealing_kd'],
-                                          overrides={f'{_STAGE1_LOSS}.max_temperature': QUICK_TAU_MAX})
+                                          overrides={f'{ANNEALING_STAGE1_LOSS}.max_temperature': QUICK_TAU_MAX})
         return Suite(description=_description(QUICK_STUDENT_EPOCHS) + ' QUICK smoke run: not a result.',
                      methods=methods, default_seeds=(0, 1), student_epochs=QUICK_STUDENT_EPOCHS,
                      teacher_epochs=QUICK_TEACHER_EPOCHS, ta_epochs=QUICK_TEACHER_EPOCHS, **common)
@@ -237,10 +236,10 @@ def build_digits_tuning(options: dict = None, quick: bool = False) -> Suite:
                     family, lr, epochs, sweeps=(f'recipe_{family}',), note=f'Adam lr {lr:g}, {epochs} epochs')
     for margin in TUNING_MARGINS:
         methods[f'continuation_kd_m{margin:g}'] = _with_recipe(
-            'continuation_kd', RECIPE['lr'], RECIPE['epochs'], overrides={f'{_CONTINUATION_LOSS}.margin': margin},
+            'continuation_kd', RECIPE['lr'], RECIPE['epochs'], overrides={f'{CONTINUATION_LOSS}.margin': margin},
             sweeps=('margin',), note=f'annealed hinge, m {margin:g}')
     return Suite(name='digits_tuning', description='Selection of the digits recipe and of Continuation-KD\'s margin '
                                                    'on validation (seeds 100-104).',
                  teacher_config=DIGITS_CONFIGS['teacher'], ta_config=DIGITS_CONFIGS['ta'], methods=methods,
                  default_seeds=TUNING_SEEDS, baseline=_recipe_name('kd', RECIPE['lr'], RECIPE['epochs']),
-                 report=write_recipe_selection)
+                 report=write_recipe_selection, selection_only=True)

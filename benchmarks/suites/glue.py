@@ -25,8 +25,8 @@ import os
 from plugins.glue.families import FAMILIES
 from plugins.glue.tasks import GLUE_TASKS
 from yaml_configs.config_generation import config_path
-from .base import MethodSpec, Suite
-from .continuation import continuation_methods, parse_flag
+from .base import ANNEALING_STAGE1_LOSS, MethodSpec, Suite, parse_flag
+from .continuation import continuation_methods
 
 __all__ = ['build_glue', 'FAMILIES', 'PAPER_RESULTS', 'OPTIONS', 'TASKS']
 
@@ -78,11 +78,12 @@ def _configure(options):
 
 
 def _quick_overrides(method):
-    """One-epoch smoke-run overrides of a student config (Stage I at tau_max 1 so that it fits one epoch)."""
+    """One-epoch smoke-run overrides of a student config beyond the suite's ``train.num_epochs``: Annealing-KD's two
+    stages (Stage I at tau_max 1 so that it fits one epoch)."""
     if method == 'annealing_kd':
         return {'train.stage1.num_epochs': QUICK_EPOCHS, 'train.stage2.num_epochs': QUICK_EPOCHS,
-                'train.stage1.criterion.kwargs.sub_terms.annealing_kd.criterion.kwargs.max_temperature': 1}
-    return {'train.num_epochs': QUICK_EPOCHS}
+                f'{ANNEALING_STAGE1_LOSS}.max_temperature': 1}
+    return {}
 
 
 def _paper_text(family, task):

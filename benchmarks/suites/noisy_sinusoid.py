@@ -96,4 +96,5 @@ def build_noisy_sinusoid(options: dict = None, quick: bool = False) -> Suite:
     return Suite(name='noisy_sinusoid_tuning' if tuning else 'noisy_sinusoid', description=description,
                  teacher_config=None, methods=_tuning_methods() if tuning else _main_methods(),
                  default_seeds=TUNING_SEEDS if tuning else ((0, 1) if quick else (0, 1, 2, 3, 4)),
-                 student_epochs=QUICK_EPOCHS if quick else None, report=_tuning_report if tuning else _report)
+                 student_epochs=QUICK_EPOCHS if quick else None, report=_tuning_report if tuning else _report,
+                 selection_only=tuning)

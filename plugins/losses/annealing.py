@@ -4,7 +4,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from continuation import ContinuationSchedule, LogitAnnealing
+from continuation import LogitAnnealing, annealing_schedule
 
 from ..registry import register_new_loss_wrapper, register_new_mid_level_loss
 from .outputs import logits_of
@@ -46,7 +46,7 @@ class AnnealingKDLoss(ScheduledLoss):
                  teacher_module_io: str, max_temperature: int, annealing: str = 'linear', reduction: str = 'mean',
                  distance: str = 'mse'):
         objective = LogitAnnealing(max_temperature, annealing=annealing, reduction=reduction, distance=distance)
-        super().__init__(objective, ContinuationSchedule('step', num_levels=max_temperature))
+        super().__init__(objective, annealing_schedule(max_temperature))
         self.student_module_path = student_module_path
         self.student_module_io = student_module_io
         self.teacher_module_path = teacher_module_path
@@ -93,7 +93,7 @@ class AnnealedTeacherLossWrapper(ScheduledLoss):
     def __init__(self, criterion: nn.Module, teacher_module_path: str, teacher_module_io: str, max_temperature: int,
                  annealing: str = 'linear'):
         super().__init__(LogitAnnealing(max_temperature, annealing=annealing),
-                         ContinuationSchedule('step', num_levels=max_temperature))
+                         annealing_schedule(max_temperature))
         self.criterion = criterion
         self.teacher_module_path = teacher_module_path
         self.teacher_module_io = teacher_module_io

@@ -6,9 +6,10 @@ import pytest
 from torchdistill.losses.registry import get_high_level_loss
 
 import plugins  # noqa: F401  (registers the losses)
-from benchmarks.configs import apply_dotted, has_key, read_structure
+from benchmarks.configs import apply_dotted, read_structure
 from benchmarks.suites.cifar import build_cifar10
 from benchmarks.suites.glue import build_glue
+from plugins.config_util import has_dotted
 from plugins.losses.scheduled import find_scheduled_losses
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,7 +27,7 @@ def scheduled_losses(suite, method, quick):
     spec = suite.methods[method]
     structure = read_structure(os.path.join(REPO, spec.config))
     suite_keys = {key: value for key, value in (suite.quick_overrides if quick else {}).items()
-                  if has_key(structure, key)}
+                  if has_dotted(structure, key)}
     train = apply_dotted(structure, {**suite_keys, **spec.overrides})['train']
     criterion = get_high_level_loss(copy.deepcopy(train['criterion']))
     losses = find_scheduled_losses(criterion)
